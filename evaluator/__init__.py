@@ -1,0 +1,1 @@
+"""The evaluator: runs benchmarks for catalog models and records results in the catalog database."""

@@ -1,0 +1,1 @@
+"""Built-in catalog fixtures (YAML). Shipped as package data so an installed catalog can seed itself."""
