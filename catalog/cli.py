@@ -199,8 +199,11 @@ def show(
     from catalog.render import check_format, render, render_pairs
 
     check_format(fmt)
+    from catalog import fit_queries
+
     with _reader(db).connect() as conn:
         info = queries.show_model(conn, model)
+        info["memory"] = fit_queries.show_memory(conn, model)
     if fmt == "json":
         from catalog.render import _json_default
 
@@ -214,6 +217,78 @@ def show(
     for title, key, cols in sections:
         if info[key]:
             _echo(f"\n{title}:\n" + render(info[key], fmt, cols))
+    if info.get("memory"):
+        _echo("\nmemory (weights; KV cache per 1,000 tokens; GB = 10^9 bytes):\n" + render(info["memory"], fmt))
+
+
+# --------------------------------------------------------------------------- fit
+
+
+@app.command()
+@handles_errors
+def fit(
+    db: DbOpt = None,
+    gpu: Annotated[Optional[str], typer.Option("--gpu", help="GPU id from the catalog, e.g. h100-80gb.")] = None,
+    gpu_mem: Annotated[
+        Optional[float], typer.Option("--gpu-mem", help="Or any GPU by its marketed memory, e.g. 24 (read as GiB).")
+    ] = None,
+    context: Annotated[
+        Optional[int], typer.Option(help="Tokens per sequence. Default: each model's max_model_len.")
+    ] = None,
+    seqs: Annotated[int, typer.Option("--seqs", help="Concurrent sequences of that length.")] = 1,
+    max_gpus: Annotated[int, typer.Option("--max-gpus", help="Largest tensor-parallel size to consider.")] = 8,
+    explain: Annotated[
+        Optional[str], typer.Option("--explain", help="Show every term of the estimate for one model.")
+    ] = None,
+    license: Annotated[
+        Optional[list[str]], typer.Option("--license", "-l", help="Hub license id; repeat for several.")
+    ] = None,
+    license_family: Annotated[Optional[str], typer.Option(help="permissive, restricted-open, ...")] = None,
+    min_context: Annotated[Optional[int], typer.Option(help="At least this many tokens of (max) context.")] = None,
+    min_params: Annotated[Optional[float], typer.Option(help="At least this many parameters, in billions.")] = None,
+    max_params: Annotated[Optional[float], typer.Option(help="At most this many parameters, in billions.")] = None,
+    size: Annotated[Optional[str], typer.Option(help="Size bucket: tiny, small, small_medium, medium, large.")] = None,
+    category: Annotated[Optional[str], typer.Option(help="Member of this category (primary or not).")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="causal-lm, encoder, encoder-decoder or vision-language.")] = None,
+    family: Annotated[Optional[str], typer.Option(help="Model family, e.g. qwen2.5, llama3.1.")] = None,
+    quantization: Annotated[
+        Optional[str],
+        typer.Option(help="Plan at this quantization (none, fp8, int8, awq, gptq): only models the catalog has weights for."),
+    ] = None,
+    gated: Annotated[Optional[bool], typer.Option("--gated/--no-gated", help="Gated on the hub or not.")] = None,
+    search: Annotated[Optional[str], typer.Option(help="Text in the key, name, hub id or family.")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Which models fit which GPU, on how many GPUs (tensor parallel), at which quantization."""
+    from catalog import fit_queries, queries
+    from catalog.render import check_format, render, render_pairs
+
+    check_format(fmt)
+    with _reader(db).connect() as conn:
+        spec = fit_queries.gpu_spec(conn, gpu, gpu_mem)
+        if explain is not None:
+            plan, terms = fit_queries.explain(conn, explain, spec, context=context, sequences=seqs,
+                                              quantization=quantization, max_gpus=max_gpus)  # fmt: skip
+            if fmt == "json":
+                _echo(json.dumps({"plan": plan.row(), "terms": [t.__dict__ for t in terms]}, indent=2))
+            else:
+                _echo(render([t.__dict__ for t in terms], fmt, ["term", "value", "how"]))
+            return
+        f = queries.ModelFilter(
+            licenses=list(license or []), license_family=license_family, min_context=min_context,
+            min_params=min_params, max_params=max_params, size=size, category=category, kind=kind,
+            family=family, quantization=quantization, gated=gated, search=search,
+        )  # fmt: skip
+        plans = fit_queries.fit(conn, f, spec, context=context, sequences=seqs, max_gpus=max_gpus)
+    rows = [p.row() for p in plans]
+    cols = ["id", "quantization", "fits", "gpus", "need_gb", "budget_gb", "weights_gb", "kv_gb", "overhead_gb",
+            "context", "note"]  # fmt: skip
+    _echo(render(rows, fmt, cols))
+    if fmt == "table":
+        fits = sum(1 for p in plans if p.fits)
+        one = sum(1 for p in plans if p.fits and p.tensor_parallel == 1)
+        _echo(f"\n{spec.name} ({spec.usable_gb:.1f} GB usable): {len(plans)} models, {fits} fit "
+              f"({one} on one GPU); need_gb and the terms are per GPU")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- stats and listings
@@ -307,6 +382,21 @@ def sql(
     check_format(fmt)
     cols, rows = queries.run_sql(_reader(db), statement)
     _echo(render([dict(zip(cols, r)) for r in rows], fmt, cols))
+
+
+@app.command()
+@handles_errors
+def export(
+    relation: Annotated[str, typer.Argument(help="View or table to export.")] = "model_facets",
+    db: DbOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv, json or parquet.")] = "csv",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (default: RELATION.FORMAT).")] = None,
+) -> None:
+    """Write a view (default model_facets) or table to a CSV, JSON or Parquet file."""
+    from catalog.export import export as do_export
+
+    path, rows = do_export(_reader(db), relation, fmt, out)
+    _echo(f"wrote {rows} rows of {relation} to {path}")
 
 
 # --------------------------------------------------------------------------- db

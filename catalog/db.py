@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 ENV_VAR = "CATALOG_DB_URL"
 DEFAULT_URL = "sqlite:///catalog.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+MIGRATION_LOCK_ID = 7226009  # PostgreSQL advisory lock key for migrations
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -137,6 +138,11 @@ def _run_alembic(url: Optional[str], action: str, revision: str = "head") -> Non
     engine = make_engine(resolved)
     cfg = alembic_config(resolved)
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Two processes migrating a fresh database at once would both CREATE TABLE; the
+            # lock makes the second wait and then find the schema already at head.
+            # (SQLite serialises the same way through BEGIN IMMEDIATE.)
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
         cfg.attributes["connection"] = conn
         if action == "upgrade":
             command.upgrade(cfg, revision)

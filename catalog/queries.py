@@ -229,17 +229,27 @@ def show_model(conn: Connection, model_id: str) -> dict[str, Any]:
     }
 
 
+def size_distribution(conn: Connection) -> list[dict[str, Any]]:
+    return _rows(conn, "SELECT size_bucket, label, models FROM size_distribution ORDER BY sort_order")
+
+
+def license_distribution(conn: Connection) -> list[dict[str, Any]]:
+    return _rows(conn, "SELECT license_id, license_family, models FROM license_distribution "
+                       "WHERE models > 0 ORDER BY models DESC, license_id")  # fmt: skip
+
+
+def category_summary(conn: Connection) -> list[dict[str, Any]]:
+    return _rows(conn, "SELECT category_id, status, models, primary_models, datasets FROM category_summary "
+                       "ORDER BY status, category_id")  # fmt: skip
+
+
 def stats(conn: Connection) -> dict[str, list[dict[str, Any]]]:
     """The three distributions, read from their views."""
     return {
-        "size_distribution": _rows(conn, "SELECT size_bucket, label, models FROM size_distribution ORDER BY sort_order"),
-        "license_distribution": _rows(
-            conn, "SELECT license_id, license_family, models FROM license_distribution "
-                  "WHERE models > 0 ORDER BY models DESC, license_id"),
-        "category_summary": _rows(
-            conn, "SELECT category_id, status, models, primary_models, datasets FROM category_summary "
-                  "ORDER BY status, category_id"),
-    }  # fmt: skip
+        "size_distribution": size_distribution(conn),
+        "license_distribution": license_distribution(conn),
+        "category_summary": category_summary(conn),
+    }
 
 
 def _rows(conn: Connection, sql: str, params: Optional[dict[str, Any]] = None) -> list[dict[str, Any]]:

@@ -210,4 +210,22 @@ class PublishedResult(SQLModel, table=True):
     note: Optional[str] = None
 
 
+class Gpu(SQLModel, table=True):
+    """A GPU type for the memory planner (``catalog fit``): memory as marketed and as reported."""
+
+    __tablename__ = "gpu"
+    __table_args__ = (CheckConstraint("memory_gb > 0 AND memory_mib > 0", name="ck_gpu_memory_positive"),)
+
+    id: str = Field(primary_key=True, description="e.g. h100-80gb")
+    name: str
+    architecture: str
+    memory_gb: float = Field(description="memory as marketed (the vendor's 'GB', in effect GiB)")
+    memory_mib: int = Field(description="total memory nvidia-smi reports, MiB")
+    bf16: bool
+    fp8: bool
+    source: str
+    memory_source: Optional[str] = None
+    notes: Optional[str] = None
+
+
 metadata = SQLModel.metadata

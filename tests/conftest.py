@@ -9,115 +9,31 @@ except under CI (``CI=true``), where that is an error.
 
 from __future__ import annotations
 
-import glob
 import os
-import pwd
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from catalog.pgserver import PgServer, PgUnavailable, throwaway_server
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("sqlite", "postgresql")
 
 
-def _pg_bindir() -> str | None:
-    if shutil.which("initdb") and shutil.which("pg_ctl"):
-        return str(Path(shutil.which("initdb")).resolve().parent)  # type: ignore[arg-type]
-    if shutil.which("pg_config"):
-        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
-        cand = out.stdout.strip()
-        if out.returncode == 0 and Path(cand, "initdb").exists():
-            return cand
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return str(Path(found[-1]).parent) if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _unprivileged_user() -> str | None:
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        try:
-            pwd.getpwnam(name)
-            return name
-        except KeyError:
-            continue
-    raise RuntimeError("running as root and no unprivileged user (postgres/nobody) to run PostgreSQL")
-
-
-@dataclass
-class PgServer:
-    port: int
-    admin_url: str
-
-    def url(self, dbname: str) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
-
-
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
-    bindir = _pg_bindir()
-    if bindir is None:
+    try:
+        with throwaway_server() as server:
+            yield server
+    except PgUnavailable as exc:
         if os.environ.get("CI"):
-            pytest.fail("CI must run the PostgreSQL tests, but no PostgreSQL server binaries were found")
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found; PostgreSQL tests skipped")
-    user = _unprivileged_user()
-    base = Path(tempfile.mkdtemp(prefix="catalog-pg-"))
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    if user:
-        shutil.chown(base, user)
-        shutil.chown(sock, user)
-        base.chmod(0o700)
-
-    def as_user(cmd: list[str]) -> list[str]:
-        return ["runuser", "-u", user, "--", *cmd] if user else cmd
-
-    port = _free_port()
-    log = base / "server.log"
-    try:
-        subprocess.run(
-            as_user([f"{bindir}/initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                     "--no-sync"]),
-            check=True, capture_output=True,
-        )  # fmt: skip
-        opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        subprocess.run(
-            as_user([f"{bindir}/pg_ctl", "-D", str(data), "-l", str(log), "-o", opts, "-w", "-t", "60", "start"]),
-            check=True, capture_output=True,
-        )  # fmt: skip
-    except subprocess.CalledProcessError as exc:
-        detail = (exc.stderr or b"").decode(errors="replace") + (log.read_text() if log.exists() else "")
-        shutil.rmtree(base, ignore_errors=True)
-        pytest.fail(f"could not start PostgreSQL: {detail.strip()[-2000:]}")
-    server = PgServer(port=port, admin_url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres")
-    try:
-        yield server
-    finally:
-        subprocess.run(as_user([f"{bindir}/pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop"]),
-                       capture_output=True)  # fmt: skip
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def _pg_admin(server: PgServer, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres", autocommit=True) as c:
-        c.execute(sql)
+            pytest.fail(f"CI must run the PostgreSQL tests: {exc}")
+        pytest.skip(f"{exc}; PostgreSQL tests skipped")
 
 
 def new_database(request: pytest.FixtureRequest, backend: str, tmp_dir: Path) -> Iterator[str]:
@@ -127,11 +43,11 @@ def new_database(request: pytest.FixtureRequest, backend: str, tmp_dir: Path) ->
         return
     server: PgServer = request.getfixturevalue("pg_server")
     name = f"t_{uuid.uuid4().hex[:12]}"
-    _pg_admin(server, f'CREATE DATABASE "{name}"')
+    server.admin(f'CREATE DATABASE "{name}"')
     try:
         yield server.url(name)
     finally:
-        _pg_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=BACKENDS)
@@ -183,12 +99,3 @@ def run_cli(cmd: str, *args: str, env: dict[str, str] | None = None, cwd: Path |
     full_env = {k: v for k, v in os.environ.items() if k != "CATALOG_DB_URL"}
     full_env.update(env or {})
     return subprocess.run([cmd, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
