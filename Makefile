@@ -11,8 +11,11 @@ $(VENV)/.base: pyproject.toml
 	$(PIP) -e .
 	touch $@
 
+# torch is pinned to the CPU build that lies on this kind of machine (an unpinned torch pulls
+# a multi-GB CUDA build); everything else comes from the extras.
 $(VENV)/.dev: $(VENV)/.base
-	$(PIP) -e '.[dev,postgres]'
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[dev,postgres,hf]'
 	touch $@
 
 # The main job on the embedded SQLite default: seed ./catalog.db, query it, print the distributions.
@@ -27,6 +30,7 @@ test: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) bench/cli_latency.py
+	$(PY) bench/eval_overhead.py
 
 clean:
 	rm -rf $(VENV) catalog.db catalog.db-wal catalog.db-shm .pytest_cache

@@ -21,6 +21,7 @@ from catalog.vocab import (
     LICENSE_FAMILIES,
     MODEL_KINDS,
     QUANTIZATIONS,
+    RUN_STATUSES,
 )
 
 
@@ -226,6 +227,73 @@ class Gpu(SQLModel, table=True):
     source: str
     memory_source: Optional[str] = None
     notes: Optional[str] = None
+
+
+class EvalRun(SQLModel, table=True):
+    """One evaluation of one model on one dataset, with everything needed to reproduce it."""
+
+    __tablename__ = "eval_run"
+    __table_args__ = (
+        CheckConstraint(_in("status", RUN_STATUSES), name="ck_eval_run_status"),
+        Index("ix_eval_run_model_dataset", "model_id", "dataset_id", "status"),
+        Index("ix_eval_run_fingerprint", "config_fingerprint"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    # NULL when `evaluator score` scores completions of a model that is not in the catalog.
+    model_id: Optional[str] = Field(default=None, foreign_key="model.id")
+    dataset_id: str = Field(foreign_key="dataset.id")
+    backend: str = Field(description="hf, vllm, openai or external (scored completions made elsewhere)")
+    preset: Optional[str] = None
+    status: str
+    n_samples: int = Field(description="documents this run evaluates")
+    samples_per_doc: int = 1
+    seed: Optional[int] = None
+    generation_params: Optional[dict[str, Any]] = _json_column()
+    engine_args: Optional[dict[str, Any]] = _json_column()
+    settings: Optional[dict[str, Any]] = _json_column()  # task, data source, sandbox notes, host CPU
+    config_fingerprint: str
+    package_versions: Optional[dict[str, Any]] = _json_column()
+    host: Optional[str] = None
+    started_at: Optional[dt.datetime] = None
+    finished_at: Optional[dt.datetime] = None
+    tokens_per_s: Optional[float] = None
+    samples_per_s: Optional[float] = None
+    peak_memory_gb: Optional[float] = None
+    error: Optional[str] = None
+
+
+class SampleResult(SQLModel, table=True):
+    """One document of a run: what was asked, what came back, and how it scored."""
+
+    __tablename__ = "sample_result"
+    __table_args__ = (UniqueConstraint("run_id", "doc_id", name="uq_sample_result_run_doc"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="eval_run.id")
+    doc_id: str
+    prompt: Optional[str] = None
+    completion: Optional[str] = None
+    extracted: Optional[str] = None
+    reference: Optional[str] = None
+    score: Optional[float] = Field(default=None, description="the primary metric for this document")
+    scores: Optional[dict[str, Any]] = _json_column()  # every metric for this document
+    tokens: Optional[int] = None  # generated tokens
+    prompt_tokens: Optional[int] = None
+    finish_reason: Optional[str] = None
+    latency_s: Optional[float] = None
+    error: Optional[str] = None
+    details: Optional[dict[str, Any]] = _json_column()
+
+
+class Metric(SQLModel, table=True):
+    __tablename__ = "metric"
+
+    run_id: int = Field(foreign_key="eval_run.id", primary_key=True)
+    name: str = Field(primary_key=True)
+    value: float
+    stderr: Optional[float] = None
+    n: int
 
 
 metadata = SQLModel.metadata

@@ -1,13 +1,18 @@
-"""`evaluator` command line. Benchmark runs arrive with the evaluator issue; for now it
-lists the evaluation plan the catalog already holds (categories and their datasets)."""
+"""`evaluator` command line: plan and run benchmarks, score outside completions, read results.
+
+Thin: every command resolves options, calls evaluator.runner / external / reports, and
+renders. torch, transformers and datasets are imported only once a run really generates.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 
-from catalog.cli import DbOpt, FormatOpt, handles_errors
+from catalog.cli import DbOpt, FormatOpt, _reader, fail, handles_errors
 
 app = typer.Typer(
     name="evaluator",
@@ -19,17 +24,266 @@ app = typer.Typer(
 )
 
 
+def _split(values: Optional[list[str]]) -> list[str]:
+    """Accept both repeated options and comma-separated lists: --models a,b --models c."""
+    return [v for item in values or [] for v in item.split(",") if v]
+
+
+def _samples(value: Optional[str]) -> tuple[Optional[int], bool]:
+    if value is None:
+        return None, False
+    if value == "all":
+        return None, True
+    if value.isdigit() and int(value) > 0:
+        return int(value), False
+    fail(f"--samples must be a positive number or 'all' (got {value!r})")
+    raise AssertionError  # unreachable
+
+
+def _writer(db: Optional[str]):  # type: ignore[no-untyped-def]
+    from catalog import db as dbmod
+
+    url = dbmod.resolve_url(db)
+    if dbmod.current_revision(url) != dbmod.head_revision():
+        fail("the database is not at the latest schema; run `catalog seed` (or `catalog db upgrade`) first")
+    return dbmod.make_engine(url)
+
+
+@app.command()
+@handles_errors
+def run(
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model key, e.g. qwen3_14b.")] = None,
+    category: Annotated[Optional[str], typer.Option(help="Sweep every model of a category.")] = None,
+    models: Annotated[Optional[list[str]], typer.Option(help="With --category: only these models (a,b or repeated).")] = None,
+    exclude_models: Annotated[Optional[list[str]], typer.Option(help="With --category: skip these models.")] = None,
+    dataset: Annotated[Optional[list[str]], typer.Option("--dataset", "-d", help="Dataset id (repeatable). Default: the category's primary datasets.")] = None,
+    include_optional: Annotated[bool, typer.Option(help="Also the category's optional datasets.")] = False,
+    samples: Annotated[Optional[str], typer.Option(help="First N documents, or 'all'. Default: the category's sample limit.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="balanced, performance or memory_optimized (default: the model's).")] = None,
+    backend: Annotated[str, typer.Option(help="hf (transformers).")] = "hf",
+    batch_size: Annotated[Optional[int], typer.Option(help="Prompts per generate call (default: the model's evaluation_batch_size).")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Override the category's max_tokens.")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Override the category's temperature (0 = greedy).")] = None,
+    num_samples: Annotated[int, typer.Option(help="Completions per document (pass@k needs temperature > 0).")] = 1,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 1234,
+    chat: Annotated[Optional[bool], typer.Option("--chat/--no-chat", help="Use the model's chat template (default: when it has one).")] = None,
+    model_path: Annotated[Optional[str], typer.Option(help="Load the weights from this local folder instead of the hub id.")] = None,
+    data_file: Annotated[Optional[Path], typer.Option(help="Local file (jsonl/json/csv/parquet, upstream schema) for the evaluated split.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with one file per split (test.jsonl, train.jsonl, ...); or one sub-folder per dataset.")] = None,
+    fresh: Annotated[bool, typer.Option(help="Start a new run instead of continuing an unfinished one with the same configuration.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan (models x datasets, settings) and touch nothing.")] = False,
+    db: DbOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Evaluate a model (or a category sweep) and record runs, samples and metrics."""
+    from catalog.render import check_format, render
+    from evaluator import runner
+    from evaluator.data import DataSource
+
+    check_format(fmt)
+    if (model is None) == (category is None):
+        fail("give exactly one of --model KEY or --category CATEGORY")
+    count, all_samples = _samples(samples)
+    opts = runner.RunOptions(
+        backend=backend, preset=preset, samples=count, all_samples=all_samples, batch_size=batch_size,
+        max_tokens=max_tokens, temperature=temperature, num_samples=num_samples, seed=seed, chat=chat,
+        model_path=model_path, fresh=fresh,
+    )  # fmt: skip
+    datasets = _split(dataset)
+    if data_file is not None and len(datasets) != 1:
+        fail("--data-file needs exactly one --dataset (use --data-dir for several)")
+    with _reader(db).connect() as conn:
+        pairs, skipped = _pairs(conn, model, category, _split(models), _split(exclude_models), datasets,
+                                include_optional)  # fmt: skip
+        plans = []
+        for model_id, dataset_id in pairs:
+            try:
+                plans.append(runner.plan_run(conn, model_id, dataset_id, opts,
+                                             _source(dataset_id, data_file, data_dir)))  # fmt: skip
+            except Exception as exc:  # CatalogError: one refusal must not hide the rest of a sweep
+                from catalog.db import CatalogError
+
+                if not isinstance(exc, CatalogError) or model is not None:
+                    raise
+                skipped.append({"model": model_id, "dataset": dataset_id, "reason": str(exc)})
+    if dry_run:
+        _print_plan(plans, skipped, fmt)
+        return
+    if not plans:
+        fail("nothing to run: " + "; ".join(f"{s['model']}/{s['dataset']}: {s['reason']}" for s in skipped))
+    engine = _writer(db)
+    results = []
+    for plan in plans:
+        result = runner.execute(engine, plan, runner.default_backend_factory)
+        for name, m in result.metrics.items():
+            results.append({"run": result.run_id, "model": plan.model["id"], "dataset": plan.dataset["id"],
+                            "metric": name, "value": m.value, "stderr": m.stderr, "n": m.n})  # fmt: skip
+        if result.resumed_from:
+            typer.echo(f"run {result.run_id}: continued after {result.resumed_from} finished samples", err=True)
+    typer.echo(render(results, fmt))
+    for s in skipped:
+        typer.echo(f"skipped {s['model']} on {s['dataset']}: {s['reason']}", err=True)
+
+
+def _source(dataset_id: str, data_file: Optional[Path], data_dir: Optional[Path]) -> Any:
+    from evaluator.data import DataSource
+
+    if data_dir is not None and (data_dir / dataset_id).is_dir():
+        data_dir = data_dir / dataset_id
+    return DataSource(data_file=data_file, data_dir=data_dir)
+
+
+def _pairs(conn: Any, model: Optional[str], category: Optional[str], only: list[str], exclude: list[str],
+           datasets: list[str], include_optional: bool) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:  # fmt: skip
+    """(model, dataset) pairs to run, and the ones skipped with a reason."""
+    from sqlalchemy import text
+
+    from catalog.queries import check_choice
+    from evaluator.runner import default_datasets
+
+    if model is not None:
+        model_ids = [model]
+    else:
+        cats = [r[0] for r in conn.execute(text("SELECT id FROM category ORDER BY id"))]
+        check_choice("category", category, cats)
+        members = [r[0] for r in conn.execute(
+            text("SELECT model_id FROM category_model WHERE category_id = :c ORDER BY model_id"), {"c": category})]
+        for m in only + exclude:
+            check_choice("model in " + str(category), m, members)
+        model_ids = [m for m in members if (not only or m in only) and m not in exclude]
+    pairs: list[tuple[str, str]] = []
+    skipped: list[dict[str, str]] = []
+    for m in model_ids:
+        if datasets:
+            chosen = datasets
+        elif category is not None:
+            rows = conn.execute(text("SELECT dataset_id, role FROM category_dataset WHERE category_id = :c "
+                                     "ORDER BY role DESC, dataset_id"), {"c": category})  # fmt: skip
+            chosen = [r.dataset_id for r in rows if include_optional or r.role == "primary"]
+        else:
+            chosen = default_datasets(conn, m, include_optional)
+        if not chosen:
+            skipped.append({"model": m, "dataset": "-", "reason": "its category lists no datasets"})
+        pairs.extend((m, d) for d in chosen)
+    return pairs, skipped
+
+
+def _print_plan(plans: list[Any], skipped: list[dict[str, str]], fmt: str) -> None:
+    from catalog.render import render
+
+    rows = []
+    for p in plans:
+        d = p.describe()
+        rows.append({"model": d["model"], "dataset": d["dataset"], "backend": d["backend"], "preset": d["preset"],
+                     "samples": d["samples"], "batch": d["batch_size"], "max_tokens": p.params.max_tokens,
+                     "temperature": p.params.temperature, "n": p.params.n, "stop": " | ".join(map(repr, p.params.stop)),
+                     "engine": json.dumps(d["engine"])})  # fmt: skip
+    typer.echo(render(rows, fmt) if rows else "nothing would run")
+    for s in skipped:
+        typer.echo(f"would skip {s['model']} on {s['dataset']}: {s['reason']}")
+
+
+@app.command()
+@handles_errors
+def score(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset id, e.g. gsm8k.")],
+    completions: Annotated[Path, typer.Option(help='JSONL: {"doc_id": ..., "completion": "..."} per line.')],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Catalog model that produced them (optional).")] = None,
+    data_file: Annotated[Optional[Path], typer.Option(help="Local file of the dataset's split (upstream schema).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with one file per split.")] = None,
+    db: DbOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Score completions produced elsewhere; recorded as a run with backend `external`."""
+    from catalog.render import check_format, render
+    from evaluator.external import check_score_request, score_file
+    from evaluator.runner import _tqdm_progress
+
+    check_format(fmt)
+    source = _source(dataset, data_file, data_dir)
+    with _reader(db).connect() as conn:
+        task = check_score_request(conn, dataset, model, source)
+    run_id, metrics = score_file(_writer(db), task, completions, source, model, progress=_tqdm_progress)
+    typer.echo(render([{"run": run_id, "dataset": dataset, "metric": k, "value": m.value, "stderr": m.stderr,
+                        "n": m.n} for k, m in metrics.items()], fmt))  # fmt: skip
+
+
 @app.command("list-categories")
 @handles_errors
 def list_categories(db: DbOpt = None, fmt: FormatOpt = "table") -> None:
     """Evaluation categories with their status and how many models and datasets each has."""
     from catalog import queries
-    from catalog.cli import _reader
     from catalog.render import check_format, render
 
     check_format(fmt)
     with _reader(db).connect() as conn:
         typer.echo(render(queries.categories(conn), fmt))
+
+
+@app.command()
+@handles_errors
+def runs(
+    model: Annotated[Optional[str], typer.Option("--model", "-m")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d")] = None,
+    status: Annotated[Optional[str], typer.Option(help="queued, running, completed, failed or interrupted.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs, newest first.")] = 50,
+    db: DbOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Recorded runs, newest first."""
+    from catalog.queries import check_choice
+    from catalog.render import check_format, render
+    from catalog.vocab import RUN_STATUSES
+    from evaluator import reports
+
+    check_format(fmt)
+    if status is not None:
+        check_choice("status", status, RUN_STATUSES)
+    with _reader(db).connect() as conn:
+        typer.echo(render(reports.runs(conn, model, dataset, status, limit), fmt))
+
+
+@app.command()
+@handles_errors
+def show(
+    run_id: Annotated[int, typer.Argument(help="Run id (see `evaluator runs`).")],
+    samples: Annotated[int, typer.Option(help="How many samples to show.")] = 5,
+    db: DbOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """One run: its settings, metrics and first samples."""
+    from catalog.render import _json_default, check_format, render, render_pairs
+    from evaluator import reports
+
+    check_format(fmt)
+    with _reader(db).connect() as conn:
+        detail = reports.run_detail(conn, run_id, samples)
+    if fmt == "json":
+        typer.echo(json.dumps(detail, indent=2, default=_json_default))
+        return
+    typer.echo(render_pairs({k: (json.dumps(v) if isinstance(v, (dict, list)) else v)
+                             for k, v in detail["run"].items()}, fmt))  # fmt: skip
+    typer.echo("\nmetrics:\n" + render(detail["metrics"], fmt, ["name", "value", "stderr", "n"]))
+    for s in detail["samples"]:
+        s["completion"] = (s["completion"] or "")[:80].replace("\n", "\\n")
+    typer.echo("\nsamples:\n" + render(detail["samples"], fmt))
+
+
+@app.command()
+@handles_errors
+def leaderboard(
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m")] = None,
+    db: DbOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """The latest completed run per model, dataset and metric, beside published figures."""
+    from catalog.render import check_format, render
+    from evaluator import reports
+
+    check_format(fmt)
+    with _reader(db).connect() as conn:
+        typer.echo(render(reports.leaderboard(conn, dataset, model), fmt))
 
 
 @app.callback()

@@ -7,7 +7,10 @@ from sqlalchemy import inspect
 from catalog import db as dbmod
 from catalog.schema import metadata
 
-VIEWS = {"model_facets", "size_distribution", "license_distribution", "category_summary", "model_memory"}
+VIEWS = {"model_facets", "size_distribution", "license_distribution", "category_summary", "model_memory",
+         "leaderboard"}
+# Tables created after revision 0001 (0003: gpu; 0005: evaluation records).
+LATER_TABLES = {"gpu", "eval_run", "sample_result", "metric"}
 
 
 def _objects(url: str) -> tuple[set[str], set[str]]:
@@ -37,7 +40,7 @@ def test_stepwise_downgrade_removes_the_views_first(db_url: str) -> None:
     dbmod.upgrade(db_url)
     dbmod.downgrade(db_url, "0001")
     tables, views = _objects(db_url)
-    assert tables == set(metadata.tables) - {"gpu"} and not (VIEWS & views)  # 0003 adds gpu
+    assert tables == set(metadata.tables) - LATER_TABLES and not (VIEWS & views)
 
 
 def test_autogenerate_finds_no_difference(db_url: str) -> None:
@@ -59,5 +62,5 @@ def test_unknown_revision_is_refused(db_url: str) -> None:
     from catalog.db import CatalogError
 
     dbmod.upgrade(db_url)
-    with pytest.raises(CatalogError, match="unknown revision 'zzz'; valid: 0001, 0002, 0003, 0004, base"):
+    with pytest.raises(CatalogError, match="unknown revision 'zzz'; valid: 0001, 0002, 0003, 0004, 0005, base"):
         dbmod.downgrade(db_url, "zzz")

@@ -1,0 +1,126 @@
+"""What the evaluator costs on top of generation, and what batching buys over the seed framework.
+
+The same GSM8K prompts (5-shot, lm-eval format) and settings through:
+  (a) `evaluator run` (runner.execute: data loading, prompts, generation, scoring, database writes)
+  (b) raw batched `model.generate`, same batch size, same stop strings, nothing else
+  (c) a per-prompt loop of `model.generate` (how the seed framework ran)
+on a tiny local Llama (the same kind the tests build). The model is loaded once, outside
+every timing. Prints samples/s for each and the overhead of (a) over (b).
+
+Usage: python bench/eval_overhead.py [--docs 64] [--batch-size 16] [--max-tokens 32]
+       [--data-dir ../shared/data/gsm8k]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+TINY = """
+models:
+  - id: tiny_llama
+    name: Tiny Llama (bench)
+    hub_id: local/tiny-llama
+    family: llama
+    architecture: LlamaForCausalLM
+    kind: causal-lm
+    params_b: 0.0001
+    native_context: 4096
+    max_context: 4096
+    license_id: apache-2.0
+    primary_category: mathematical_reasoning
+    sources: [https://example.org/tiny-llama]
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "gsm8k")
+    args = parser.parse_args()
+
+    import torch
+
+    from catalog import db as dbmod
+    from catalog import fixtures as fx
+    from evaluator import runner
+    from evaluator.backends.hf import HFBackend
+    from evaluator.data import DataSource, load_docs
+    from tiny_model import build_tiny_model
+
+    torch.set_num_threads(torch.get_num_threads())
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        source = DataSource(data_dir=args.data_dir)
+        corpus = (args.data_dir / "train.jsonl").read_text().splitlines()[:2000]
+        model_dir = build_tiny_model(tmp / "tiny", corpus)
+        (tmp / "tiny.yaml").write_text(TINY)
+        url = f"sqlite:///{tmp / 'bench.db'}"
+        dbmod.upgrade(url)
+        engine = dbmod.make_engine(url)
+        fx.seed(engine, fx.read_files([*fx.builtin_fixture_files(), tmp / "tiny.yaml"]))
+        with engine.connect() as conn:
+            plan = runner.plan_run(conn, "tiny_llama", "gsm8k", runner.RunOptions(
+                model_path=str(model_dir), samples=args.docs, batch_size=args.batch_size,
+                max_tokens=args.max_tokens, fresh=True), source)  # fmt: skip
+        backend = HFBackend(str(model_dir), batch_size=args.batch_size)
+
+        class Preloaded:  # the evaluator gets the already-loaded model, like (b) and (c)
+            def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+                return getattr(backend, name)
+
+            def close(self) -> None:
+                pass
+
+        # Warm-up, so no variant pays for first-call costs.
+        backend.generate(["Question: 1+1?\nAnswer:"] * 2, plan.params)
+
+        t = time.perf_counter()
+        result = runner.execute(engine, plan, lambda p: Preloaded(), progress=None)  # type: ignore[arg-type,return-value]
+        a = time.perf_counter() - t
+
+        docs = load_docs(plan.task, source, args.docs)
+        prompts = [plan.task.prompt(d).text for d in docs]
+        tok, model = backend.tokenizer, backend.model
+        kwargs = dict(max_new_tokens=args.max_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
+                      stop_strings=list(plan.params.stop), tokenizer=tok)  # fmt: skip
+        ordered = sorted(prompts, key=len, reverse=True)
+        t = time.perf_counter()
+        with torch.inference_mode():
+            for i in range(0, len(ordered), args.batch_size):
+                enc = tok(ordered[i : i + args.batch_size], return_tensors="pt", padding=True,
+                          add_special_tokens=False)  # fmt: skip
+                out = model.generate(**enc, **kwargs)
+                tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        b = time.perf_counter() - t
+
+        t = time.perf_counter()
+        with torch.inference_mode():
+            for p in prompts:
+                enc = tok([p], return_tensors="pt", add_special_tokens=False)
+                out = model.generate(**enc, **kwargs)
+                tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        c = time.perf_counter() - t
+
+    n = len(prompts)
+    print(f"{n} GSM8K prompts (5-shot), batch {args.batch_size}, max_tokens {args.max_tokens}, tiny Llama on CPU")
+    print(f"{'variant':<44} {'seconds':>8} {'samples/s':>10}")
+    for name, secs in (("(a) evaluator run (runner.execute)", a), ("(b) raw batched model.generate", b),
+                       ("(c) per-prompt generate loop", c)):  # fmt: skip
+        print(f"{name:<44} {secs:>8.2f} {n / secs:>10.1f}")
+    print(f"\noverhead of (a) over (b): {(a / b - 1) * 100:+.1f}%   (goal: under 5%)")
+    print(f"(a) vs (c): {c / a:.1f}x faster   (goal: at least 5x)")
+    print(f"run {result.run_id}: {', '.join(f'{k}={v.value:.3f}' for k, v in result.metrics.items())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The transformers backend: AutoTokenizer + AutoModelForCausalLM, left-padded batched generation.
+
+torch and transformers are imported here only, when a run actually needs this backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from evaluator.backends.base import Completion, GenerationParams, truncate_at_stop
+
+
+class HFBackend:
+    name = "hf"
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        revision: Optional[str] = None,
+        trust_remote_code: bool = False,
+        dtype: Optional[str] = None,
+        batch_size: int = 8,
+        device: Optional[str] = None,
+        add_bos_token: bool = False,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self._torch = torch
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        # On a CPU, bf16 matmuls are slow or unsupported: compute in float32 there.
+        torch_dtype = getattr(torch, dtype) if (dtype and self.device != "cpu") else (
+            torch.float32 if self.device == "cpu" else torch.bfloat16)  # fmt: skip
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            model_path, revision=revision, trust_remote_code=trust_remote_code
+        )
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model_path, revision=revision, trust_remote_code=trust_remote_code, dtype=torch_dtype
+        ).to(self.device)
+        self.model.eval()
+        self.batch_size = batch_size
+        # lm-evaluation-harness does not add a BOS token for causal models unless asked.
+        self.add_bos_token = add_bos_token
+        self._args = {
+            "model": model_path, "revision": revision, "trust_remote_code": trust_remote_code,
+            "dtype": str(torch_dtype).replace("torch.", ""), "device": self.device,
+            "batch_size": batch_size, "add_bos_token": add_bos_token,
+        }  # fmt: skip
+
+    def render_chat(self, messages: list[dict[str, str]]) -> Optional[str]:
+        if not getattr(self.tokenizer, "chat_template", None):
+            return None
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def engine_args(self) -> dict[str, Any]:
+        return dict(self._args)
+
+    def peak_memory_gb(self) -> Optional[float]:
+        if self.device.startswith("cuda"):
+            return self._torch.cuda.max_memory_allocated() / 1e9
+        return None
+
+    def close(self) -> None:
+        del self.model
+
+    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Completion]]:
+        """Batches of similar-length prompts (longest first), restored to the caller's order."""
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        results: list[Optional[list[Completion]]] = [None] * len(prompts)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            for i, completions in zip(idx, self._generate_batch([prompts[i] for i in idx], params)):
+                results[i] = completions
+        return [r for r in results if r is not None]
+
+    def _generate_batch(self, prompts: list[str], params: GenerationParams) -> list[list[Completion]]:
+        torch = self._torch
+        enc = self.tokenizer(
+            prompts, return_tensors="pt", padding=True, add_special_tokens=self.add_bos_token
+        ).to(self.device)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": params.max_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "num_return_sequences": params.n,
+        }
+        if params.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **kwargs)
+        width = enc["input_ids"].shape[1]
+        prompt_lengths = enc["attention_mask"].sum(dim=1).tolist()
+        eos = self.tokenizer.eos_token_id
+        completions: list[list[Completion]] = []
+        for p in range(len(prompts)):
+            group = []
+            for k in range(params.n):
+                ids = out[p * params.n + k, width:].tolist()
+                # Generated tokens end at the first EOS (the rest is padding).
+                n_tokens = next((i + 1 for i, t in enumerate(ids) if t == eos), len(ids))
+                if n_tokens == len(ids) and self.tokenizer.pad_token_id != eos:
+                    n_tokens = len([t for t in ids if t != self.tokenizer.pad_token_id])
+                text = self.tokenizer.decode(ids[:n_tokens], skip_special_tokens=True)
+                text, stopped = truncate_at_stop(text, params.stop)
+                hit_eos = n_tokens < len(ids) or (ids and ids[n_tokens - 1] == eos)
+                group.append(Completion(
+                    text=text, tokens=n_tokens, prompt_tokens=int(prompt_lengths[p]),
+                    finish_reason="stop" if (stopped or hit_eos) else "length",
+                ))  # fmt: skip
+            completions.append(group)
+        return completions

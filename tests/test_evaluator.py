@@ -1,0 +1,288 @@
+"""The evaluator end to end: a real tiny transformers model, real `datasets` loaders on local
+files in the upstream schema, and the rows written to a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+from sqlalchemy import text
+
+pytest.importorskip("transformers")
+pytest.importorskip("datasets")
+
+from catalog import db as dbmod  # noqa: E402
+from catalog import fixtures as fx  # noqa: E402
+from catalog.db import CatalogError  # noqa: E402
+from evaluator import runner  # noqa: E402
+from evaluator.backends.hf import HFBackend  # noqa: E402
+from evaluator.data import DataSource  # noqa: E402
+from evaluator.external import check_score_request, score_file  # noqa: E402
+from evaluator.tasks import get_task, load_all  # noqa: E402
+
+from .conftest import console_script, new_database, run_cli  # noqa: E402
+from .tiny_model import build_tiny_model, overfit  # noqa: E402
+
+DATA = Path(__file__).resolve().parent / "data"
+TINY_FIXTURE = """
+models:
+  - id: tiny_llama
+    name: Tiny Llama (test)
+    hub_id: local/tiny-llama
+    family: llama
+    architecture: LlamaForCausalLM
+    kind: causal-lm
+    params_b: 0.0001
+    native_context: 4096
+    max_context: 4096
+    license_id: apache-2.0
+    chat_template: true
+    primary_category: mathematical_reasoning
+    other_categories: [biomedical_specialists, general_purpose]
+    evaluation_batch_size: 4
+    sources: [https://example.org/tiny-llama]
+"""
+TEXT_TASKS = sorted(n for n, cls in load_all().items() if not cls.needs_execution)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    corpus = [line for f in sorted(DATA.rglob("*.json*")) for line in f.read_text().splitlines()]
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama", corpus)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def eval_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    tmp = tmp_path_factory.mktemp("evaldb")
+    (tmp / "tiny.yaml").write_text(TINY_FIXTURE)
+    for url in new_database(request, request.param, tmp):
+        dbmod.upgrade(url)
+        engine = dbmod.make_engine(url)
+        fx.seed(engine, fx.read_files([*fx.builtin_fixture_files(), tmp / "tiny.yaml"]))
+        engine.dispose()
+        yield url
+
+
+class CountingBackend:
+    """The real HF backend, loaded once per session, counting what it is asked to generate."""
+
+    _cache: dict[str, HFBackend] = {}
+
+    def __init__(self, path: Path, fail_on_call: Optional[int] = None) -> None:
+        key = str(path)
+        if key not in self._cache:
+            self._cache[key] = HFBackend(key, batch_size=4)
+        self.inner = self._cache[key]
+        self.name = "hf"
+        self.calls: list[int] = []
+        self.fail_on_call = fail_on_call
+
+    def render_chat(self, messages: list[dict[str, str]]) -> Optional[str]:
+        return self.inner.render_chat(messages)
+
+    def generate(self, prompts, params):  # type: ignore[no-untyped-def]
+        self.calls.append(len(prompts))
+        if self.fail_on_call is not None and len(self.calls) == self.fail_on_call:
+            raise KeyboardInterrupt
+        return self.inner.generate(prompts, params)
+
+    def engine_args(self) -> dict[str, Any]:
+        return self.inner.engine_args()
+
+    def peak_memory_gb(self) -> Optional[float]:
+        return None
+
+    def close(self) -> None:  # the cached model stays loaded for the next test
+        pass
+
+
+def _plan(url: str, dataset: str, model_dir: Path, **opts: Any) -> runner.RunPlan:
+    source = DataSource(data_dir=DATA / dataset)
+    with dbmod.make_engine(url).connect() as conn:
+        return runner.plan_run(conn, "tiny_llama", dataset,
+                               runner.RunOptions(model_path=str(model_dir), **opts), source)  # fmt: skip
+
+
+def _one(url: str, sql: str, **params: Any) -> Any:
+    with dbmod.make_engine(url).connect() as conn:
+        return conn.execute(text(sql), params).scalar_one()
+
+
+@pytest.mark.parametrize("dataset", TEXT_TASKS)
+def test_every_benchmark_end_to_end(eval_url: str, tiny_model_dir: Path, dataset: str) -> None:
+    plan = _plan(eval_url, dataset, tiny_model_dir, samples=3, max_tokens=12, fresh=True)
+    backend = CountingBackend(tiny_model_dir)
+    result = runner.execute(dbmod.make_engine(eval_url), plan, lambda p: backend, progress=None)
+    n_docs = 3  # every local test file holds at least three documents
+    assert _one(eval_url, "SELECT status FROM eval_run WHERE id = :r", r=result.run_id) == "completed"
+    samples = _one(eval_url, "SELECT COUNT(*) FROM sample_result WHERE run_id = :r", r=result.run_id)
+    assert samples == n_docs == sum(backend.calls)
+    task = get_task(dataset)
+    with dbmod.make_engine(eval_url).connect() as conn:
+        metrics = {r.name: r for r in conn.execute(text("SELECT * FROM metric WHERE run_id = :r"), {"r": result.run_id})}
+        board = conn.execute(text("SELECT metric, value, n FROM leaderboard WHERE model_id = 'tiny_llama' "
+                                  "AND dataset_id = :d"), {"d": dataset}).fetchall()  # fmt: skip
+        rows = conn.execute(text("SELECT prompt, completion, reference, score, tokens, finish_reason "
+                                 "FROM sample_result WHERE run_id = :r"), {"r": result.run_id}).fetchall()  # fmt: skip
+    assert set(metrics) == set(task.metrics)
+    assert all(m.n == n_docs and 0.0 <= m.value <= 1.0 for m in metrics.values())
+    assert {(b.metric, b.n) for b in board} == {(m, n_docs) for m in task.metrics}
+    for r in rows:
+        assert r.prompt and r.reference is not None and r.score in (0.0, 1.0)
+        assert 0 < r.tokens <= 12 and r.finish_reason in ("stop", "length")
+
+
+def test_overfit_model_scores_one(eval_url: str, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A copy trained on the gold answers must score 1.0: catches prompt, template, stop and
+    extraction bugs that a random model hides. gsm8k exercises few-shot text prompts and stop
+    sequences; medqa the chat template."""
+    out = tmp_path_factory.getbasetemp() / "overfit"
+    backend = CountingBackend(tiny_model_dir)
+    plans = {d: _plan(eval_url, d, tiny_model_dir, samples=2, fresh=True) for d in ("gsm8k", "medqa")}
+    if not (out / "config.json").exists():
+        pairs = []
+        for dataset, plan in plans.items():
+            from evaluator.data import load_docs
+
+            for doc in load_docs(plan.task, plan.source, 2):
+                prompt = runner.render(backend, plan.task.prompt(doc), None, plan.task)
+                pairs.append((prompt, _gold(dataset, doc.data)))
+        overfit(tiny_model_dir, out, pairs, steps=400)
+    trained = CountingBackend(out)
+    for dataset, plan in plans.items():
+        result = runner.execute(dbmod.make_engine(eval_url), plan, lambda p: trained, progress=None)
+        assert {k: v.value for k, v in result.metrics.items()} == {m: 1.0 for m in plan.task.metrics}, dataset
+
+
+def _gold(dataset: str, row: dict[str, Any]) -> str:
+    if dataset == "gsm8k":
+        return " " + row["answer"] + "\n\nQuestion:"  # the stop sequence ends it, as in a real model
+    return f"The answer is ({row['answer_idx']})."
+
+
+def test_interrupted_run_resumes_without_repeating_work(eval_url: str, tiny_model_dir: Path) -> None:
+    plan = _plan(eval_url, "gsm8k", tiny_model_dir, samples=5, max_tokens=8, fresh=True)
+    plan.chunk_docs = 2
+    engine = dbmod.make_engine(eval_url)
+    flaky = CountingBackend(tiny_model_dir, fail_on_call=2)
+    with pytest.raises(KeyboardInterrupt):
+        runner.execute(engine, plan, lambda p: flaky, progress=None)
+    run_id = _one(eval_url, "SELECT MAX(id) FROM eval_run WHERE dataset_id = 'gsm8k'")
+    assert _one(eval_url, "SELECT status FROM eval_run WHERE id = :r", r=run_id) == "interrupted"
+    assert _one(eval_url, "SELECT COUNT(*) FROM sample_result WHERE run_id = :r", r=run_id) == 2
+
+    plan.fresh = False
+    again = CountingBackend(tiny_model_dir)
+    result = runner.execute(engine, plan, lambda p: again, progress=None)
+    assert result.run_id == run_id and result.resumed_from == 2 and sum(again.calls) == 3
+    assert _one(eval_url, "SELECT status FROM eval_run WHERE id = :r", r=run_id) == "completed"
+    assert _one(eval_url, "SELECT COUNT(DISTINCT doc_id) FROM sample_result WHERE run_id = :r", r=run_id) == 5
+    assert result.metrics["exact_match,strict-match"].n == 5
+
+
+@pytest.mark.parametrize(
+    "model,dataset,opts,source,message",
+    [
+        ("bio_clinicalbert", "pubmedqa", {}, None, "encoder-only model cannot generate"),
+        ("tiny_llama", "nope", {}, None, "unknown dataset 'nope'; valid: arc_challenge"),
+        ("nope", "gsm8k", {}, None, "unknown model 'nope'; valid:"),
+        ("tiny_llama", "bioasq", {}, DataSource(), "needs registration); pass --data-file"),
+        ("tiny_llama", "gsm8k", {"num_samples": 3}, None, "needs --temperature above 0"),
+        ("tiny_llama", "gsm8k", {}, DataSource(data_file=Path("/nonexistent.jsonl")), "does not exist"),
+    ],
+)
+def test_refusals_come_before_anything_heavy(seeded_tiny_sqlite: str, model: str, dataset: str,
+                                             opts: dict[str, Any], source: Any, message: str) -> None:  # fmt: skip
+    with dbmod.make_engine(seeded_tiny_sqlite).connect() as conn, pytest.raises(CatalogError) as err:
+        runner.plan_run(conn, model, dataset, runner.RunOptions(**opts), source or DataSource(data_dir=DATA / dataset))
+    assert message in str(err.value)
+
+
+def test_offline_hub_is_refused(seeded_tiny_sqlite: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with dbmod.make_engine(seeded_tiny_sqlite).connect() as conn, pytest.raises(CatalogError, match="offline"):
+        runner.plan_run(conn, "tiny_llama", "gsm8k", runner.RunOptions(), DataSource())
+
+
+@pytest.fixture(scope="module")
+def seeded_tiny_sqlite(tmp_path_factory: pytest.TempPathFactory) -> str:
+    tmp = tmp_path_factory.mktemp("tinydb")
+    (tmp / "tiny.yaml").write_text(TINY_FIXTURE)
+    url = f"sqlite:///{tmp / 'e.db'}"
+    dbmod.upgrade(url)
+    engine = dbmod.make_engine(url)
+    fx.seed(engine, fx.read_files([*fx.builtin_fixture_files(), tmp / "tiny.yaml"]))
+    engine.dispose()
+    return url
+
+
+def test_score_external_completions(eval_url: str, tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in (DATA / "gsm8k" / "test.jsonl").read_text().splitlines()]
+    path = tmp_path / "out.jsonl"
+    path.write_text("".join(json.dumps({"doc_id": i, "completion": r["answer"]}) + "\n" for i, r in enumerate(rows)))
+    source = DataSource(data_dir=DATA / "gsm8k")
+    with dbmod.make_engine(eval_url).connect() as conn:
+        task = check_score_request(conn, "gsm8k", "tiny_llama", source)
+    run_id, metrics = score_file(dbmod.make_engine(eval_url), task, path, source, "tiny_llama")
+    assert {k: (m.value, m.n) for k, m in metrics.items()} == {m: (1.0, len(rows)) for m in task.metrics}
+    assert _one(eval_url, "SELECT backend FROM eval_run WHERE id = :r", r=run_id) == "external"
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"doc_id": 999, "completion": "x"}\n')
+    with pytest.raises(CatalogError, match="not in gsm8k, e.g. '999'"):
+        score_file(dbmod.make_engine(eval_url), task, bad, source)
+
+
+def test_cli_dry_run_run_and_reports(seeded_tiny_sqlite: str, tiny_model_dir: Path) -> None:
+    ev = console_script("evaluator")
+    common = ["--db", seeded_tiny_sqlite]
+    before = _one(seeded_tiny_sqlite, "SELECT COUNT(*) FROM eval_run")
+    dry = run_cli(ev, "run", "--category", "biomedical_specialists", "--dry-run", *common)
+    assert dry.returncode == 0, dry.stderr
+    assert "tiny_llama" in dry.stdout and "would skip bio_clinicalbert" in dry.stdout
+    assert _one(seeded_tiny_sqlite, "SELECT COUNT(*) FROM eval_run") == before
+
+    proc = run_cli(ev, "run", "--model", "tiny_llama", "--dataset", "gsm8k", "--samples", "2", "--max-tokens", "8",
+                   "--model-path", str(tiny_model_dir), "--data-dir", str(DATA), *common, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "exact_match,strict-match" in proc.stdout and "tiny_llama gsm8k" in proc.stderr  # the progress bar
+    runs = run_cli(ev, "runs", "-f", "json", *common)
+    newest = json.loads(runs.stdout)[0]
+    assert newest["status"] == "completed" and newest["done"] == 2
+    shown = run_cli(ev, "show", str(newest["id"]), *common)
+    assert shown.returncode == 0 and "metrics:" in shown.stdout
+    board = run_cli(ev, "leaderboard", "--dataset", "gsm8k", "-f", "json", *common)
+    assert any(r["model_id"] == "tiny_llama" for r in json.loads(board.stdout))
+    bad = run_cli(ev, "run", "--model", "tiny_llama", "--dataset", "gsm9k", *common)
+    assert bad.returncode == 2 and "unknown dataset 'gsm9k'" in bad.stderr
+
+
+def test_planning_and_refusing_never_import_torch(seeded_tiny_sqlite: str) -> None:
+    code = f"""
+import sys
+from evaluator.cli import app
+for args in (["run", "--category", "coding_specialists", "--dry-run"], ["run", "--model", "bio_clinicalbert"],
+             ["runs"], ["leaderboard"], ["list-categories"]):
+    try:
+        app([*args, "--db", {seeded_tiny_sqlite!r}])
+    except SystemExit:
+        pass
+print("HEAVY:" + ",".join(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "vllm"))))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.stdout.strip().splitlines()[-1] == "HEAVY:", proc.stderr
+
+
+def test_plan_takes_settings_from_the_catalog(seeded_tiny_sqlite: str, tiny_model_dir: Path) -> None:
+    medqa = _plan(seeded_tiny_sqlite, "medqa", tiny_model_dir)
+    gsm8k = _plan(seeded_tiny_sqlite, "gsm8k", tiny_model_dir, samples=7)
+    # medqa is a biomedical dataset: that category's settings, not the model's primary category's.
+    assert medqa.category["id"] == "biomedical_specialists" and medqa.params.stop == ("\n\n",)
+    assert medqa.params.max_tokens == 64 and medqa.limit == 200 and medqa.preset["id"] == "balanced"
+    # gsm8k uses its own lm-eval stop sequences and the math category's limits.
+    assert gsm8k.params.stop == ("Question:", "</s>", "<|im_end|>") and gsm8k.limit == 7
+    assert gsm8k.params.greedy and gsm8k.batch_size == 4
