@@ -60,7 +60,7 @@ def run(
     include_optional: Annotated[bool, typer.Option(help="Also the category's optional datasets.")] = False,
     samples: Annotated[Optional[str], typer.Option(help="First N documents, or 'all'. Default: the category's sample limit.")] = None,
     preset: Annotated[Optional[str], typer.Option(help="balanced, performance or memory_optimized (default: the model's).")] = None,
-    backend: Annotated[str, typer.Option(help="hf (transformers).")] = "hf",
+    backend: Annotated[Optional[str], typer.Option(help="hf (transformers), vllm or openai. Default: vllm with a GPU, else hf.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Prompts per generate call (default: the model's evaluation_batch_size).")] = None,
     max_tokens: Annotated[Optional[int], typer.Option(help="Override the category's max_tokens.")] = None,
     temperature: Annotated[Optional[float], typer.Option(help="Override the category's temperature (0 = greedy).")] = None,
@@ -81,6 +81,11 @@ def run(
     from evaluator.data import DataSource
 
     check_format(fmt)
+    from catalog.queries import check_choice
+    from evaluator.backends import BACKENDS, default_backend
+
+    backend = backend or default_backend()
+    check_choice("backend", backend, BACKENDS)
     if (model is None) == (category is None):
         fail("give exactly one of --model KEY or --category CATEGORY")
     count, all_samples = _samples(samples)

@@ -38,7 +38,7 @@ VERSIONED_PACKAGES = ("model-catalog", "torch", "transformers", "datasets", "vll
 class RunOptions:
     """What the user asked for on the command line (None: take it from the catalog)."""
 
-    backend: str = "hf"
+    backend: str = "hf"  # the CLI passes evaluator.backends.default_backend() when none is given
     preset: Optional[str] = None
     samples: Optional[int] = None  # None: the category's sample limit
     all_samples: bool = False
@@ -331,7 +331,7 @@ def execute(
 def default_backend_factory(plan: RunPlan) -> Backend:
     from evaluator.backends import create_backend
 
-    return create_backend(plan.backend, plan.model_path, **plan.engine_options())
+    return create_backend(plan)
 
 
 def with_limit(plan: RunPlan, limit: Optional[int]) -> RunPlan:

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib.util
+import shutil
+from typing import TYPE_CHECKING
 
 from evaluator.backends.base import Backend, Completion, GenerationParams
+
+if TYPE_CHECKING:
+    from evaluator.runner import RunPlan
 
 BACKENDS = ("hf", "vllm", "openai")
 
 
-def create_backend(name: str, model_path: str, **options: Any) -> Backend:
-    """Build the backend ``name`` for a model at ``model_path`` (hub id or local folder)."""
-    if name == "hf":
+def default_backend() -> str:
+    """vllm when an NVIDIA GPU and vLLM are present, else transformers (checked without importing either)."""
+    if shutil.which("nvidia-smi") and importlib.util.find_spec("vllm") is not None:
+        return "vllm"
+    return "hf"
+
+
+def create_backend(plan: "RunPlan") -> Backend:
+    """Build the plan's backend for its model (hub id or local folder), configured from the plan."""
+    if plan.backend == "hf":
         from evaluator.backends.hf import HFBackend
 
-        return HFBackend(model_path, **options)
+        return HFBackend(plan.model_path, **plan.engine_options())
     from catalog.db import CatalogError
 
-    raise CatalogError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
+    raise CatalogError(f"unknown backend {plan.backend!r}; valid: {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Backend", "Completion", "GenerationParams", "create_backend"]
+__all__ = ["BACKENDS", "Backend", "Completion", "GenerationParams", "create_backend", "default_backend"]
