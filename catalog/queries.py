@@ -359,6 +359,28 @@ _SQL_TOKEN = re.compile(
 )
 
 
+READ_KEYWORDS = ("select", "with", "values", "table", "explain", "show")
+_LEADING_COMMENTS = re.compile(r"^(\s+|--[^\n]*\n?|/\*.*?\*/)*", re.S)
+
+
+def check_reads_only(statement: str) -> None:
+    """Refuse, before it runs, any statement that does not start like a query.
+
+    A database can do harm in a statement that returns no rows (COPY ... TO a server file,
+    DO blocks, ATTACH, VACUUM INTO), so checking the result afterwards is too late.  The
+    read-only transaction / connection then catches what a query may still try
+    (a data-modifying WITH, a write inside a function).
+    """
+    body = _LEADING_COMMENTS.sub("", statement)
+    first = re.match(r"[A-Za-z]+", body)
+    keyword = first.group(0).lower() if first else ""
+    if keyword not in READ_KEYWORDS:
+        raise CatalogError(
+            f"catalog sql runs read-only queries only; {keyword.upper() or 'this statement'!r} is not allowed "
+            f"(valid: {', '.join(k.upper() for k in READ_KEYWORDS)})"
+        )
+
+
 def single_statement(sql: str) -> str:
     """Return ``sql`` without a trailing ';', refusing more than one statement."""
     body = sql.strip()
@@ -389,6 +411,7 @@ def run_sql(engine: Engine, sql: str, params: Optional[dict[str, Any]] = None) -
     ``READ ONLY`` transaction that is rolled back whatever happens.
     """
     statement = single_statement(sql)
+    check_reads_only(statement)
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             conn.connection.driver_connection.set_authorizer(_sqlite_authorizer)  # type: ignore[union-attr]

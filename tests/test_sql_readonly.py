@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
+import uuid
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 
@@ -21,10 +25,14 @@ ATTEMPTS = [
     "WITH gone AS (DELETE FROM model RETURNING id) SELECT * FROM gone",
     "ALTER TABLE model ADD COLUMN evil int",
 ]
-SQLITE_ONLY = ["ATTACH DATABASE '/tmp/catalog-evil.db' AS evil", "PRAGMA journal_mode = DELETE",
-               "VACUUM", "PRAGMA query_only = OFF"]  # fmt: skip
-POSTGRES_ONLY = ["COPY model TO '/tmp/catalog-evil.csv'", "SET TRANSACTION READ WRITE",
-                 "SELECT pg_terminate_backend(pg_backend_pid())", "CREATE EXTENSION IF NOT EXISTS dblink"]  # fmt: skip
+EVIL_FILE = Path(tempfile.gettempdir()) / f"catalog-evil-{uuid.uuid4().hex}"
+SQLITE_ONLY = [f"ATTACH DATABASE '{EVIL_FILE}.db' AS evil", "PRAGMA journal_mode = DELETE",
+               f"VACUUM INTO '{EVIL_FILE}.db'", "VACUUM", "PRAGMA query_only = OFF",
+               f"/* hidden */ ATTACH DATABASE '{EVIL_FILE}.db' AS evil"]  # fmt: skip
+POSTGRES_ONLY = [f"COPY model TO '{EVIL_FILE}.csv'", f"-- comment\nCOPY (SELECT 1) TO '{EVIL_FILE}.csv'",
+                 "SET TRANSACTION READ WRITE", "SELECT pg_terminate_backend(pg_backend_pid())",
+                 "CREATE EXTENSION IF NOT EXISTS dblink", "DO $$ BEGIN DELETE FROM model; END $$",
+                 "SELECT * FROM model FOR UPDATE"]  # fmt: skip
 
 
 def _fingerprint(url: str) -> tuple:
@@ -45,6 +53,8 @@ def test_writes_are_refused_and_nothing_changes(seeded_url: str) -> None:
         with pytest.raises(CatalogError):
             queries.run_sql(dbmod.make_engine(seeded_url, read_only=True), statement)
         assert _fingerprint(seeded_url) == before, statement
+        # Nothing written outside the database either (COPY TO a server file, ATTACH, VACUUM INTO).
+        assert not list(EVIL_FILE.parent.glob(EVIL_FILE.name + "*")), statement
 
 
 def test_a_select_on_a_view_works(seeded_url: str, builtin) -> None:  # type: ignore[no-untyped-def]
