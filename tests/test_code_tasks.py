@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import text
 
 from catalog import db as dbmod
-from catalog import fixtures as fx
 from evaluator.data import DataSource, load_docs
 from evaluator.external import check_score_request, score_file
 from evaluator.tasks import get_task
@@ -248,17 +247,8 @@ def test_run_settings_record_the_sandbox_and_cpu() -> None:
 # `evaluator score` and a sampled run, recorded in a real (SQLite) catalog
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def catalog_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from .test_evaluator import TINY_FIXTURE
-
-    tmp = tmp_path_factory.mktemp("codedb")
-    (tmp / "tiny.yaml").write_text(TINY_FIXTURE)
-    url = f"sqlite:///{tmp / 'catalog.db'}"
-    dbmod.upgrade(url)
-    engine = dbmod.make_engine(url)
-    fx.seed(engine, fx.read_files([*fx.builtin_fixture_files(), tmp / "tiny.yaml"]))
-    engine.dispose()
-    return url
+def catalog_url(seeded_tiny_sqlite: str) -> str:
+    return seeded_tiny_sqlite
 
 
 def _solution_field(dataset: str) -> str:
@@ -297,7 +287,7 @@ def test_evaluator_score_reference_solutions(catalog_url: str, tmp_path: Path, d
 def test_sampled_humaneval_run_records_n_completions(catalog_url: str, tiny_model_dir: Path) -> None:
     from evaluator import runner
 
-    from .test_evaluator import CountingBackend
+    from .tiny_model import CountingBackend
 
     source = DataSource(data_dir=DATA / "humaneval")
     engine = dbmod.make_engine(catalog_url)
@@ -326,4 +316,3 @@ def test_sampled_humaneval_run_records_n_completions(catalog_url: str, tiny_mode
         assert set(scores) == {"pass@1"} and s.score == scores["pass@1"]
 
 
-from .test_evaluator import tiny_model_dir  # noqa: E402,F401  (the session's tiny model, built once)

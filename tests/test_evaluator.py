@@ -16,88 +16,16 @@ pytest.importorskip("transformers")
 pytest.importorskip("datasets")
 
 from catalog import db as dbmod  # noqa: E402
-from catalog import fixtures as fx  # noqa: E402
 from catalog.db import CatalogError  # noqa: E402
 from evaluator import runner  # noqa: E402
-from evaluator.backends.hf import HFBackend  # noqa: E402
 from evaluator.data import DataSource  # noqa: E402
 from evaluator.external import check_score_request, score_file  # noqa: E402
 from evaluator.tasks import get_task, load_all  # noqa: E402
 
-from .conftest import console_script, new_database, run_cli  # noqa: E402
-from .tiny_model import build_tiny_model, overfit  # noqa: E402
+from .conftest import console_script, run_cli  # noqa: E402
+from .tiny_model import DATA, CountingBackend, gold_completion, overfit  # noqa: E402
 
-DATA = Path(__file__).resolve().parent / "data"
-TINY_FIXTURE = """
-models:
-  - id: tiny_llama
-    name: Tiny Llama (test)
-    hub_id: local/tiny-llama
-    family: llama
-    architecture: LlamaForCausalLM
-    kind: causal-lm
-    params_b: 0.0001
-    native_context: 4096
-    max_context: 4096
-    license_id: apache-2.0
-    chat_template: true
-    primary_category: mathematical_reasoning
-    other_categories: [biomedical_specialists, general_purpose]
-    evaluation_batch_size: 4
-    sources: [https://example.org/tiny-llama]
-"""
 TEXT_TASKS = sorted(n for n, cls in load_all().items() if not cls.needs_execution)
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    corpus = [line for f in sorted(DATA.rglob("*.json*")) for line in f.read_text().splitlines()]
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama", corpus)
-
-
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def eval_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    tmp = tmp_path_factory.mktemp("evaldb")
-    (tmp / "tiny.yaml").write_text(TINY_FIXTURE)
-    for url in new_database(request, request.param, tmp):
-        dbmod.upgrade(url)
-        engine = dbmod.make_engine(url)
-        fx.seed(engine, fx.read_files([*fx.builtin_fixture_files(), tmp / "tiny.yaml"]))
-        engine.dispose()
-        yield url
-
-
-class CountingBackend:
-    """The real HF backend, loaded once per session, counting what it is asked to generate."""
-
-    _cache: dict[str, HFBackend] = {}
-
-    def __init__(self, path: Path, fail_on_call: Optional[int] = None) -> None:
-        key = str(path)
-        if key not in self._cache:
-            self._cache[key] = HFBackend(key, batch_size=4)
-        self.inner = self._cache[key]
-        self.name = "hf"
-        self.calls: list[int] = []
-        self.fail_on_call = fail_on_call
-
-    def render_chat(self, messages: list[dict[str, str]]) -> Optional[str]:
-        return self.inner.render_chat(messages)
-
-    def generate(self, prompts, params):  # type: ignore[no-untyped-def]
-        self.calls.append(len(prompts))
-        if self.fail_on_call is not None and len(self.calls) == self.fail_on_call:
-            raise KeyboardInterrupt
-        return self.inner.generate(prompts, params)
-
-    def engine_args(self) -> dict[str, Any]:
-        return self.inner.engine_args()
-
-    def peak_memory_gb(self) -> Optional[float]:
-        return None
-
-    def close(self) -> None:  # the cached model stays loaded for the next test
-        pass
 
 
 def _plan(url: str, dataset: str, model_dir: Path, **opts: Any) -> runner.RunPlan:
@@ -150,18 +78,12 @@ def test_overfit_model_scores_one(eval_url: str, tiny_model_dir: Path, tmp_path_
 
             for doc in load_docs(plan.task, plan.source, 2):
                 prompt = runner.render(backend, plan.task.prompt(doc), None, plan.task)
-                pairs.append((prompt, _gold(dataset, doc.data)))
+                pairs.append((prompt, gold_completion(dataset, doc.data)))
         overfit(tiny_model_dir, out, pairs, steps=400)
     trained = CountingBackend(out)
     for dataset, plan in plans.items():
         result = runner.execute(dbmod.make_engine(eval_url), plan, lambda p: trained, progress=None)
         assert {k: v.value for k, v in result.metrics.items()} == {m: 1.0 for m in plan.task.metrics}, dataset
-
-
-def _gold(dataset: str, row: dict[str, Any]) -> str:
-    if dataset == "gsm8k":
-        return " " + row["answer"] + "\n\nQuestion:"  # the stop sequence ends it, as in a real model
-    return f"The answer is ({row['answer_idx']})."
 
 
 def test_interrupted_run_resumes_without_repeating_work(eval_url: str, tiny_model_dir: Path) -> None:
@@ -206,18 +128,6 @@ def test_offline_hub_is_refused(seeded_tiny_sqlite: str, monkeypatch: pytest.Mon
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with dbmod.make_engine(seeded_tiny_sqlite).connect() as conn, pytest.raises(CatalogError, match="offline"):
         runner.plan_run(conn, "tiny_llama", "gsm8k", runner.RunOptions(), DataSource())
-
-
-@pytest.fixture(scope="module")
-def seeded_tiny_sqlite(tmp_path_factory: pytest.TempPathFactory) -> str:
-    tmp = tmp_path_factory.mktemp("tinydb")
-    (tmp / "tiny.yaml").write_text(TINY_FIXTURE)
-    url = f"sqlite:///{tmp / 'e.db'}"
-    dbmod.upgrade(url)
-    engine = dbmod.make_engine(url)
-    fx.seed(engine, fx.read_files([*fx.builtin_fixture_files(), tmp / "tiny.yaml"]))
-    engine.dispose()
-    return url
 
 
 def test_score_external_completions(eval_url: str, tmp_path: Path) -> None:

@@ -27,6 +27,18 @@ def create_backend(plan: "RunPlan") -> Backend:
         from evaluator.backends.hf import HFBackend
 
         return HFBackend(plan.model_path, **plan.engine_options())
+    if plan.backend == "vllm":
+        from evaluator.backends.vllm import VLLMBackend
+
+        return VLLMBackend.from_plan(plan)
+    if plan.backend == "openai":
+        from evaluator.backends.openai import OpenAIBackend
+
+        return OpenAIBackend(
+            plan.model_path, base_url=plan.base_url, api_key_env=plan.api_key_env,
+            max_concurrent=plan.max_concurrent, request_timeout=plan.request_timeout,
+            chat=plan.chat, chat_template=bool(plan.model.get("chat_template")),
+        )  # fmt: skip
     from catalog.db import CatalogError
 
     raise CatalogError(f"unknown backend {plan.backend!r}; valid: {', '.join(BACKENDS)}")

@@ -41,11 +41,31 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+class ChatPrompt(str):
+    """A prompt that a backend sends as chat ``messages`` rather than as text (optional capability).
+
+    A backend that talks to a server which applies the chat template itself (the OpenAI-compatible
+    backend: ``/v1/chat/completions``) returns one from ``render_chat``; the runner passes it to
+    ``generate`` like any prompt, and records its text (the messages as JSON) as the sample's
+    prompt.  Backends that render the template locally return plain ``str`` and never see one.
+    """
+
+    messages: list[dict[str, str]]
+
+    def __new__(cls, messages: list[dict[str, str]]) -> "ChatPrompt":
+        import json
+
+        obj = super().__new__(cls, json.dumps(messages, ensure_ascii=False))
+        obj.messages = [dict(m) for m in messages]
+        return obj
+
+
 class Backend(Protocol):
     name: str
 
     def render_chat(self, messages: list[dict[str, str]]) -> Optional[str]:
-        """The prompt text for chat ``messages`` with the model's template, or None without one."""
+        """The prompt text for chat ``messages`` with the model's template, or None without one
+        (or a ``ChatPrompt`` when the backend sends the messages themselves)."""
 
     def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Completion]]:
         """``params.n`` completions for every prompt, in prompt order."""
