@@ -121,6 +121,21 @@ def _sqlite_ro_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-
     cur.close()
 
 
+# Database objects that migrations create outside the SQLModel metadata: the text-search index
+# (SQLite's FTS5 table and its shadow tables; PostgreSQL's trigram index). Autogenerate and
+# the table listings leave them out.
+SEARCH_OBJECT_PREFIXES = ("model_search", "ix_model_search")
+
+
+def is_search_object(name: str | None) -> bool:
+    return bool(name) and str(name).startswith(SEARCH_OBJECT_PREFIXES)
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
+    """Alembic autogenerate filter: ignore the search index objects (see migration 0007)."""
+    return not is_search_object(name)
+
+
 def alembic_config(url: str) -> "Config":
     from alembic.config import Config
 

@@ -20,8 +20,10 @@ BATCH_ROWS = 10_000
 def exportable(engine: Engine) -> list[str]:
     """Every view and table a user may export (Alembic's bookkeeping table excluded)."""
     insp = inspect(engine)
+    from catalog.db import is_search_object
+
     names = set(insp.get_view_names()) | set(insp.get_table_names())
-    return sorted(names - {"alembic_version"})
+    return sorted(n for n in names - {"alembic_version"} if not is_search_object(n))
 
 
 def export(engine: Engine, relation: str, fmt: str, out: Optional[Path]) -> tuple[Path, int]:

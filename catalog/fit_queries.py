@@ -108,7 +108,7 @@ def fit(
     validate_filter(conn, f)
     _check_numbers(context, sequences, max_gpus)
     unquantized = dataclasses.replace(f, quantization=None)
-    where = and_(True, *filter_clauses(unquantized))
+    where = and_(True, *filter_clauses(unquantized, dialect=conn.dialect.name))
     deployments = {r.id: r.quantization for r in conn.execute(
         select(model_facets.c.id, model_facets.c.quantization).where(where))}  # fmt: skip
     rows_by_model: dict[str, list[dict[str, Any]]] = {}

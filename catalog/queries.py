@@ -110,8 +110,9 @@ def validate_filter(conn: Connection, f: ModelFilter) -> None:
         raise CatalogError(f"--min-params {f.min_params} is larger than --max-params {f.max_params}")
 
 
-def filter_clauses(f: ModelFilter, t: Any = model_facets) -> list[Any]:
-    """The WHERE clauses for ``f`` over a relation with the model_facets column names."""
+def filter_clauses(f: ModelFilter, t: Any = model_facets, dialect: Optional[str] = None) -> list[Any]:
+    """The WHERE clauses for ``f`` over a relation with the model_facets column names
+    (``dialect`` picks the text-search index: "sqlite" or "postgresql")."""
     c = t.c
     where: list[Any] = []
     if f.licenses:
@@ -142,11 +143,33 @@ def filter_clauses(f: ModelFilter, t: Any = model_facets) -> list[Any]:
     if f.gated is not None:
         where.append(c.gated == f.gated)
     if f.search:
-        pattern = f"%{f.search.lower()}%"
-        where.append(
-            or_(*(func.lower(col).like(pattern) for col in (c.id, c.name, c.hub_id, c.family)))
-        )
+        where.append(c.id.in_(search_ids(f.search, dialect)))
     return where
+
+
+# The searched text, exactly as migration 0007 indexes it (PostgreSQL matches the expression).
+SEARCH_TEXT = "lower(m.id || ' ' || m.name || ' ' || m.hub_id || ' ' || m.family)"
+
+
+def _like_escape(term: str) -> str:
+    return term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_ids(term: str, dialect: Optional[str]) -> Any:
+    """Ids of models whose key, name, hub id or family contain ``term`` (case-insensitive).
+
+    SQLite answers from the FTS5 trigram table (migration 0007) and PostgreSQL from the
+    pg_trgm index on the same expression; both fall back to a scan for terms under 3 letters.
+    """
+    pattern = f"%{_like_escape(term)}%"
+    if dialect == "sqlite" and len(term) >= 3:
+        # A quoted FTS5 phrase over trigrams is an exact, case-insensitive substring match.
+        phrase = '"' + term.lower().replace('"', '""') + '"'
+        return text("SELECT m.id FROM model m WHERE m.rowid IN "
+                    "(SELECT rowid FROM model_search WHERE model_search MATCH :search_phrase)"
+                    ).bindparams(search_phrase=phrase).columns(column("id"))  # fmt: skip
+    return text(f"SELECT m.id FROM model m WHERE {SEARCH_TEXT} LIKE :search_pattern ESCAPE '\\'"
+                ).bindparams(search_pattern=pattern).columns(column("id"))  # fmt: skip
 
 
 def parse_sort(spec: str) -> list[Any]:
@@ -183,7 +206,7 @@ def query_models(
     order = parse_sort(sort)
     if "id" not in sort.replace("-", "").split(","):
         order.append(model_facets.c.id)  # deterministic ties
-    stmt = select(*(model_facets.c[c] for c in columns)).where(and_(True, *filter_clauses(f))).order_by(*order)
+    stmt = select(*(model_facets.c[c] for c in columns)).where(and_(True, *filter_clauses(f, dialect=conn.dialect.name))).order_by(*order)
     if limit is not None:
         if limit < 1:
             raise CatalogError(f"--limit must be at least 1 (got {limit})")

@@ -22,6 +22,13 @@ def _seed(url: str, *extra: Path) -> fx.SeedReport:
         engine.dispose()
 
 
+def _search(url: str, term: str) -> list[str]:
+    from catalog import queries
+
+    with dbmod.make_engine(url).connect() as conn:
+        return [r["id"] for r in queries.query_models(conn, queries.ModelFilter(search=term))]
+
+
 def _count(url: str, sql: str) -> int:
     engine = dbmod.make_engine(url)
     with engine.connect() as conn:
@@ -52,6 +59,13 @@ def test_user_fixture_adds_a_model_and_a_change_is_an_update(db_url: str, tmp_pa
     report = _seed(db_url, user)
     assert report.counts["models"] == {"added": 0, "updated": 1, "unchanged": 43}
     assert _count(db_url, "SELECT COUNT(*) FROM model_facets WHERE id = 'my_model' AND size_bucket = 'small'") == 1
+    # The text-search index follows inserts and updates (SQLite: FTS5 triggers).
+    assert _search(db_url, "my model") == ["my_model"]
+    user.write_text(GOOD_MODEL.replace("params_b: 1.5", "params_b: 3.5").replace("name: My Model", "name: Renamed"))
+    _seed(db_url, user)
+    assert _search(db_url, "my model") == [] and _search(db_url, "renamed") == ["my_model"]
+    user.write_text(GOOD_MODEL.replace("params_b: 1.5", "params_b: 3.5"))
+    _seed(db_url, user)
     # Only a category membership changes: still an update of that model.
     user.write_text(GOOD_MODEL.replace("params_b: 1.5", "params_b: 3.5").replace(
         "primary_category: general_purpose", "primary_category: general_purpose\n    other_categories: [efficiency_optimized]"))
