@@ -205,7 +205,10 @@ def query_models(
     validate_filter(conn, f)
     order = parse_sort(sort)
     if "id" not in sort.replace("-", "").split(","):
-        order.append(model_facets.c.id)  # deterministic ties
+        # Deterministic ties, in the direction of the last sort key, so that an index on
+        # (key, id) serves the whole ORDER BY (see migration 0008).
+        last_descending = sort.split(",")[-1].strip().startswith("-")
+        order.append(model_facets.c.id.desc() if last_descending else model_facets.c.id)
     stmt = select(*(model_facets.c[c] for c in columns)).where(and_(True, *filter_clauses(f, dialect=conn.dialect.name))).order_by(*order)
     if limit is not None:
         if limit < 1:

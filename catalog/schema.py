@@ -104,7 +104,7 @@ class Model(SQLModel, table=True):
         # Faceted queries filter and sort on these; see docs/performance.md.
         Index("ix_model_params_b", "params_b"),
         Index("ix_model_license_context", "license_id", "max_context"),
-        Index("ix_model_max_context", "max_context"),
+        Index("ix_model_max_context_id", "max_context", "id"),
         Index("ix_model_family", "family"),
     )
 

@@ -63,5 +63,5 @@ def test_unknown_revision_is_refused(db_url: str) -> None:
     from catalog.db import CatalogError
 
     dbmod.upgrade(db_url)
-    with pytest.raises(CatalogError, match="unknown revision 'zzz'; valid: 0001, 0002, 0003, 0004, 0005, 0006, 0007, base"):
+    with pytest.raises(CatalogError, match="unknown revision 'zzz'; valid: 0001, 0002, 0003, 0004, 0005, 0006, 0007, 0008, base"):
         dbmod.downgrade(db_url, "zzz")

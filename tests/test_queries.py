@@ -86,6 +86,11 @@ def test_sort_limit_and_columns(seeded_url: str, builtin) -> None:  # type: igno
     expected = sorted(builtin.of("models"), key=lambda m: (-m.max_context, m.id))[:3]
     assert [(r["id"], r["max_context"]) for r in rows] == [(m.id, m.max_context) for m in expected]
     assert set(rows[0]) == {"id", "max_context"}
+    with dbmod.make_engine(seeded_url).connect() as conn:
+        implicit = queries.query_models(conn, queries.ModelFilter(), columns=["id"], sort="-max_context", limit=5)
+    # Without an explicit id, ties break on id in the direction of the last sort key.
+    assert [r["id"] for r in implicit] == [m.id for m in sorted(builtin.of("models"),
+                                                                key=lambda m: (m.max_context, m.id), reverse=True)[:5]]
 
 
 @pytest.mark.parametrize(
