@@ -261,7 +261,7 @@ def fit(
 ) -> None:
     """Which models fit which GPU, on how many GPUs (tensor parallel), at which quantization."""
     from catalog import fit_queries, queries
-    from catalog.render import check_format, render, render_pairs
+    from catalog.render import check_format, render
 
     check_format(fmt)
     with _reader(db).connect() as conn:

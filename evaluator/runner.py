@@ -16,7 +16,7 @@ import platform
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Optional
 
@@ -413,6 +413,3 @@ def default_backend_factory(plan: RunPlan) -> Backend:
 
     return create_backend(plan)
 
-
-def with_limit(plan: RunPlan, limit: Optional[int]) -> RunPlan:
-    return replace(plan, limit=limit)

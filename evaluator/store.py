@@ -59,26 +59,6 @@ def create_run(engine: Engine, values: Mapping[str, Any]) -> int:
         return int(result.scalar_one())
 
 
-def find_resumable(engine: Engine, model_id: Optional[str], dataset_id: str, fingerprint: str) -> Optional[int]:
-    """The newest unfinished run of the same model, dataset and configuration, if any."""
-    stmt = (
-        select(RUN.c.id)
-        .where(RUN.c.model_id == model_id, RUN.c.dataset_id == dataset_id,
-               RUN.c.config_fingerprint == fingerprint, RUN.c.status.in_(UNFINISHED))  # fmt: skip
-        .order_by(RUN.c.id.desc())
-        .limit(1)
-    )
-    with engine.connect() as conn:
-        found = conn.execute(stmt).scalar()
-    return int(found) if found is not None else None
-
-
-def reopen_run(engine: Engine, run_id: int, n_samples: int) -> None:
-    with engine.begin() as conn:
-        conn.execute(update(RUN).where(RUN.c.id == run_id).values(
-            status="running", error=None, finished_at=None, n_samples=n_samples))  # fmt: skip
-
-
 def done_doc_ids(engine: Engine, run_id: int) -> set[str]:
     with engine.connect() as conn:
         return set(conn.execute(select(SAMPLE.c.doc_id).where(SAMPLE.c.run_id == run_id)).scalars())

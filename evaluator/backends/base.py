@@ -60,6 +60,14 @@ class ChatPrompt(str):
         return obj
 
 
+def apply_chat_template(tokenizer: Any, messages: list[dict[str, str]]) -> Optional[str]:
+    """The prompt text for ``messages`` with a Hugging Face tokenizer's chat template, or None
+    when the tokenizer has none (local backends share this)."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
 class Backend(Protocol):
     name: str
 

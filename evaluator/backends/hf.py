@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from evaluator.backends.base import Completion, GenerationParams, truncate_at_stop
+from evaluator.backends.base import Completion, GenerationParams, apply_chat_template, truncate_at_stop
 
 
 class HFBackend:
@@ -53,9 +53,7 @@ class HFBackend:
         }  # fmt: skip
 
     def render_chat(self, messages: list[dict[str, str]]) -> Optional[str]:
-        if not getattr(self.tokenizer, "chat_template", None):
-            return None
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return apply_chat_template(self.tokenizer, messages)
 
     def engine_args(self) -> dict[str, Any]:
         return dict(self._args)

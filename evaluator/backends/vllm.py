@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from catalog import memory
 from catalog.db import CatalogError
-from evaluator.backends.base import Completion, GenerationParams, truncate_at_stop
+from evaluator.backends.base import Completion, GenerationParams, apply_chat_template, truncate_at_stop
 
 if TYPE_CHECKING:
     from evaluator.runner import RunPlan
@@ -195,9 +195,7 @@ class VLLMBackend:
         return cls(vllm_engine_args(plan, *detect_gpus()))
 
     def render_chat(self, messages: list[dict[str, str]]) -> Optional[str]:
-        if not getattr(self.tokenizer, "chat_template", None):
-            return None
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return apply_chat_template(self.tokenizer, messages)
 
     def engine_args(self) -> dict[str, Any]:
         return {**self._args, "vllm_version": self._version}

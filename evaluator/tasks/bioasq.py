@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from evaluator.tasks.base import Doc, LoadSpec, Prompt, SampleScore, Task, register
-from evaluator.tasks.extract import extract_label
+from evaluator.tasks.extract import score_label
 
 LABELS = ("yes", "no")
 INSTRUCTION = "Answer the biomedical question with yes or no, using the context."
@@ -44,5 +44,4 @@ class BioASQ(Task):
 
     def score(self, doc: Doc, completion: str) -> SampleScore:
         gold = _answer(doc.data)
-        pred = extract_label(completion, LABELS)
-        return SampleScore(extracted=pred, reference=gold, scores={"accuracy": float(pred == gold)})
+        return score_label(completion, gold, LABELS)

@@ -43,7 +43,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from evaluator.tasks.base import SampleScore
 
 _MARKUP = re.compile(r"\*\*|__|`+")
 
@@ -164,3 +167,12 @@ def extract_label(
     if len(seen) == 1:
         return seen.pop()
     return None
+
+
+def score_label(completion: str, gold: str, labels: Sequence[str],
+                synonyms: Optional[Mapping[str, str]] = None) -> "SampleScore":  # fmt: skip
+    """Accuracy of the label extracted from ``completion`` against ``gold`` (yes/no/maybe, true/false)."""
+    from evaluator.tasks.base import SampleScore
+
+    pred = extract_label(completion, labels, synonyms)
+    return SampleScore(extracted=pred, reference=gold, scores={"accuracy": float(pred == gold)})

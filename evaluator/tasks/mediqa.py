@@ -7,7 +7,7 @@ Source schema of ``bigbio/mediqa_rqe`` (config ``mediqa_rqe_source``): ``pid``, 
 from __future__ import annotations
 
 from evaluator.tasks.base import Doc, LoadSpec, Prompt, SampleScore, Task, register
-from evaluator.tasks.extract import extract_label
+from evaluator.tasks.extract import score_label
 
 LABELS = ("true", "false")
 # Words a model uses for the same verdict; "not entailed" is caught before "entailed".
@@ -34,5 +34,4 @@ class MediqaRQE(Task):
 
     def score(self, doc: Doc, completion: str) -> SampleScore:
         gold = str(doc.data["value"]).strip().lower()
-        pred = extract_label(completion, LABELS, SYNONYMS)
-        return SampleScore(extracted=pred, reference=gold, scores={"accuracy": float(pred == gold)})
+        return score_label(completion, gold, LABELS, SYNONYMS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from evaluator.tasks.base import Doc, LoadSpec, Prompt, SampleScore, Task, register
-from evaluator.tasks.extract import extract_label
+from evaluator.tasks.extract import score_label
 
 LABELS = ("yes", "no", "maybe")
 INSTRUCTION = "Answer the question about the abstract with yes, no or maybe."
@@ -37,5 +37,4 @@ class PubMedQA(Task):
 
     def score(self, doc: Doc, completion: str) -> SampleScore:
         gold = str(doc.data["final_decision"]).strip().lower()
-        pred = extract_label(completion, LABELS)
-        return SampleScore(extracted=pred, reference=gold, scores={"accuracy": float(pred == gold)})
+        return score_label(completion, gold, LABELS)
