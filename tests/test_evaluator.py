@@ -196,3 +196,28 @@ def test_plan_takes_settings_from_the_catalog(seeded_tiny_sqlite: str, tiny_mode
     # gsm8k uses its own lm-eval stop sequences and the math category's limits.
     assert gsm8k.params.stop == ("Question:", "</s>", "<|im_end|>") and gsm8k.limit == 7
     assert gsm8k.params.greedy and gsm8k.batch_size == 4
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+@pytest.mark.skipif(not _cuda_available(), reason="no CUDA GPU on this machine (checked on a lent GPU machine)")
+def test_cli_run_uses_the_gpu_when_there_is_one(seeded_tiny_sqlite: str, tiny_model_dir: Path) -> None:
+    """On a GPU the hf backend is chosen to run there in bf16, and the run records that and its
+    peak GPU memory; the samples and metrics are written as on a CPU."""
+    ev = console_script("evaluator")
+    proc = run_cli(ev, "run", "--model", "tiny_llama", "--dataset", "gsm8k", "--samples", "3", "--max-tokens", "16",
+                   "--model-path", str(tiny_model_dir), "--data-dir", str(DATA), "--fresh",
+                   "--db", seeded_tiny_sqlite, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    with dbmod.make_engine(seeded_tiny_sqlite).connect() as conn:
+        run = conn.execute(text("SELECT id, status, engine_args, peak_memory_gb, tokens_per_s FROM eval_run "
+                                "ORDER BY id DESC LIMIT 1")).one()  # fmt: skip
+        n = conn.execute(text("SELECT COUNT(*) FROM sample_result WHERE run_id = :r"), {"r": run.id}).scalar_one()
+    args = json.loads(run.engine_args) if isinstance(run.engine_args, str) else run.engine_args
+    assert run.status == "completed" and n == 3
+    assert args["device"].startswith("cuda") and args["dtype"] == "bfloat16"
+    assert run.peak_memory_gb is not None and 0 < run.peak_memory_gb < 80 and run.tokens_per_s > 0
