@@ -7,13 +7,14 @@ The same GSM8K prompts (5-shot, lm-eval format) and settings through:
 on a tiny local Llama (the same kind the tests build). The model is loaded once, outside
 every timing. Prints samples/s for each and the overhead of (a) over (b).
 
-Usage: python bench/eval_overhead.py [--docs 64] [--batch-size 16] [--max-tokens 32]
+Usage: python bench/eval_overhead.py [--docs 64] [--batch-size 16] [--max-tokens 128] [--repeats 3]
        [--data-dir ../shared/data/gsm8k]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -29,7 +30,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of all three variants (median reported)")
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "gsm8k")
     args = parser.parse_args()
 
@@ -62,45 +64,57 @@ def main() -> None:
             def close(self) -> None:
                 pass
 
-        # Warm-up, so no variant pays for first-call costs.
-        backend.generate(["Question: 1+1?\nAnswer:"] * 2, plan.params)
-
-        t = time.perf_counter()
-        result = runner.execute(engine, plan, lambda p: Preloaded(), progress=None)  # type: ignore[arg-type,return-value]
-        a = time.perf_counter() - t
-
         docs = load_docs(plan.task, source, args.docs)
         prompts = [plan.task.prompt(d).text for d in docs]
         tok, model = backend.tokenizer, backend.model
-        kwargs = dict(max_new_tokens=args.max_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
-                      stop_strings=list(plan.params.stop), tokenizer=tok)  # fmt: skip
+        kwargs = dict(max_new_tokens=args.max_tokens, do_sample=False, temperature=None, top_p=None, top_k=None,
+                      pad_token_id=tok.pad_token_id, stop_strings=list(plan.params.stop), tokenizer=tok)  # fmt: skip
         ordered = sorted(prompts, key=len, reverse=True)
-        t = time.perf_counter()
-        with torch.inference_mode():
-            for i in range(0, len(ordered), args.batch_size):
-                enc = tok(ordered[i : i + args.batch_size], return_tensors="pt", padding=True,
-                          add_special_tokens=False)  # fmt: skip
-                out = model.generate(**enc, **kwargs)
-                tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        b = time.perf_counter() - t
+        results = []
 
-        t = time.perf_counter()
-        with torch.inference_mode():
-            for p in prompts:
-                enc = tok([p], return_tensors="pt", add_special_tokens=False)
-                out = model.generate(**enc, **kwargs)
-                tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        c = time.perf_counter() - t
+        def evaluator_run() -> None:
+            results.append(runner.execute(engine, plan, lambda p: Preloaded(), progress=None))  # type: ignore[arg-type,return-value]
+
+        def raw_batched() -> None:
+            with torch.inference_mode():
+                for i in range(0, len(ordered), args.batch_size):
+                    enc = tok(ordered[i : i + args.batch_size], return_tensors="pt", padding=True,
+                              add_special_tokens=False)  # fmt: skip
+                    out = model.generate(**enc, **kwargs)
+                    tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+
+        def per_prompt() -> None:
+            with torch.inference_mode():
+                for p in prompts:
+                    enc = tok([p], return_tensors="pt", add_special_tokens=False)
+                    out = model.generate(**enc, **kwargs)
+                    tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+
+        variants = {"(a) evaluator run (runner.execute)": evaluator_run, "(b) raw batched model.generate": raw_batched,
+                    "(c) per-prompt generate loop": per_prompt}  # fmt: skip
+        # Warm-up, so no variant pays for first-call costs; then rounds in rotating order, so that a
+        # machine that gets busier or quieter during the bench does not favour one variant.
+        backend.generate(prompts[: args.batch_size], plan.params)
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        names = list(variants)
+        for r in range(args.repeats):
+            for name in names[r % 3 :] + names[: r % 3]:
+                t = time.perf_counter()
+                variants[name]()
+                times[name].append(time.perf_counter() - t)
 
     n = len(prompts)
-    print(f"{n} GSM8K prompts (5-shot), batch {args.batch_size}, max_tokens {args.max_tokens}, tiny Llama on CPU")
-    print(f"{'variant':<44} {'seconds':>8} {'samples/s':>10}")
-    for name, secs in (("(a) evaluator run (runner.execute)", a), ("(b) raw batched model.generate", b),
-                       ("(c) per-prompt generate loop", c)):  # fmt: skip
-        print(f"{name:<44} {secs:>8.2f} {n / secs:>10.1f}")
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    a, b, c = (med[name] for name in names)
+    print(f"{n} GSM8K prompts (5-shot), batch {args.batch_size}, max_tokens {args.max_tokens}, tiny Llama on CPU, "
+          f"{torch.get_num_threads()} torch threads; median of {args.repeats} rotating rounds")  # fmt: skip
+    print(f"{'variant':<40} {'median s':>9} {'samples/s':>10}   all rounds (s)")
+    for name in names:
+        print(f"{name:<40} {med[name]:>9.2f} {n / med[name]:>10.1f}   {' '.join(f'{t:.2f}' for t in times[name])}")
     print(f"\noverhead of (a) over (b): {(a / b - 1) * 100:+.1f}%   (goal: under 5%)")
     print(f"(a) vs (c): {c / a:.1f}x faster   (goal: at least 5x)")
-    print(f"run {result.run_id}: {', '.join(f'{k}={v.value:.3f}' for k, v in result.metrics.items())}")
+    last = results[-1]
+    print(f"run {last.run_id}: {', '.join(f'{k}={v.value:.3f}' for k, v in last.metrics.items())}")
 
 
 if __name__ == "__main__":

@@ -82,12 +82,13 @@ import secrets
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -101,6 +102,9 @@ SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 _UID_BASE = 1_900_000_000
 _UID_SPAN = 200_000_000
 _REPORT_CAP = 64 * 1024
+# Fork programs from a warm sandbox interpreter where the host allows (see _Zygote); set
+# EVALUATOR_SANDBOX_WARM=0 to start one fresh interpreter per program instead.
+WARM_INTERPRETER = os.environ.get("EVALUATOR_SANDBOX_WARM", "1") != "0"
 
 
 @dataclass(frozen=True)
@@ -143,51 +147,70 @@ class ExecResult:
 # --------------------------------------------------------------------------------------------
 BOOT = r'''
 import os, sys
+def _parse(data):
+    import json
+    head, _, body = data.partition(b"\n")
+    cfg = json.loads(head)
+    n = cfg["marker_len"]
+    return cfg, body[:n], body[n:]
+
+def _reporter(rep_fd):
+    import json
+    _write = os.write
+    def report(kind, obj):
+        try:
+            _write(rep_fd, (kind + " " + json.dumps(obj) + "\n").encode())
+        except Exception:
+            pass
+    return report
+
 def _boot():
-    import json, resource
+    # one program per interpreter: configuration, marker and program arrive on a pipe
     cfg_fd, rep_fd = int(sys.argv[1]), int(sys.argv[2])
-    _write, _exit, _close = os.write, os._exit, os.close
     chunks = []
     while True:
         b = os.read(cfg_fd, 1 << 16)
         if not b:
             break
         chunks.append(b)
-    _close(cfg_fd)
-    head, _, body = b"".join(chunks).partition(b"\n")
+    os.close(cfg_fd)
+    cfg, mk, body = _parse(b"".join(chunks))
     del chunks
-    cfg = json.loads(head)
-    mark_len = cfg["marker_len"]
-    mk, body = body[:mark_len], body[mark_len:]
-    def report(kind, obj):
-        try:
-            _write(rep_fd, (kind + " " + json.dumps(obj) + "\n").encode())
-        except Exception:
-            pass
     notes = {}
     if cfg["init"] and os.getpid() == 1:
         if cfg["expose"]:
             notes["expose"] = _expose(cfg["expose"], cfg["cwd"])
-        pid = os.fork()
-        if pid:
-            del mk, body
-            devnull = os.open("/dev/null", os.O_RDWR)
-            os.dup2(devnull, 1); os.dup2(devnull, 2)
-            report("H", {"pidns": os.readlink("/proc/self/ns/pid"), "role": "init"})
-            status = None
-            while True:
-                try:
-                    p, st = os.wait()
-                except ChildProcessError:
-                    break
-                except InterruptedError:
-                    continue
-                if p == pid:
-                    status = st
-                    break
-            report("W", {"status": status})
-            _exit(0)
-    # ---- the program's process
+        _become_init(rep_fd)
+    _program(cfg, mk, body, rep_fd, notes)
+
+def _become_init(rep_fd):
+    # fork: the parent stays behind as pid 1 of the pid namespace (reaps orphans, reports the
+    # program's wait status) and never returns; the child returns and becomes the program
+    pid = os.fork()
+    if pid == 0:
+        return
+    report = _reporter(rep_fd)
+    devnull = os.open("/dev/null", os.O_RDWR)
+    os.dup2(devnull, 1); os.dup2(devnull, 2)
+    report("H", {"pidns": os.readlink("/proc/self/ns/pid"), "role": "init"})
+    status = None
+    while True:
+        try:
+            p, st = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if p == pid:
+            status = st
+            break
+    report("W", {"status": status})
+    os._exit(0)
+
+def _program(cfg, mk, body, rep_fd, notes):
+    import resource
+    _write, _exit = os.write, os._exit
+    report = _reporter(rep_fd)
     L = cfg["limits"]
     def lim(res, soft, hard=None):
         try:
@@ -217,10 +240,86 @@ def _boot():
     except OSError:
         pass
     report("H", notes)
-    _site()
+    if not cfg.get("site_done"):
+        _site()
     text = body.decode("utf-8", "replace")
     del body
     _run(text, mk if cfg["use_marker"] else None, report, _write, _exit, rep_fd)
+
+def _zygote():
+    # A warm sandbox interpreter: started once per worker inside the network and mount
+    # namespaces, it forks one process tree per program (fresh pid, mount and IPC namespaces,
+    # /proc of its own), so a program costs a fork instead of an interpreter start.
+    import ctypes, json, socket, linecache, traceback, builtins, resource
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG SIGKILL: gone with the thread that started it
+    ctl = socket.socket(fileno=int(sys.argv[2]))
+    expose = json.loads(sys.argv[3])
+    notes = {}
+    if expose:
+        stage = "/tmp/.sandbox-stage-%d" % os.getpid()
+        os.mkdir(stage, 0o700)
+        try:
+            notes["expose"] = _expose(expose, stage)
+        finally:
+            os.rmdir(stage)
+    _site()
+    notes["warm"] = True
+    ctl.sendall(b"R " + json.dumps(notes).encode() + b"\n")
+    CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x20000, 0x8000000, 0x20000000
+    MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+    while True:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(ctl, 1 << 16, 3)
+        except OSError:
+            os._exit(0)
+        if not data:
+            os._exit(0)
+        need = int(data[: data.index(b" ")])
+        data = data[data.index(b" ") + 1 :]
+        while len(data) < need:
+            more = ctl.recv(1 << 20)
+            if not more:
+                os._exit(0)
+            data += more
+        pid = os.fork()
+        if pid == 0:
+            code = 70
+            try:
+                ctl.close()
+                cfg, mk, body = _parse(data)
+                cfg["site_done"] = True
+                del data
+                out_w, err_w, rep_w = fds
+                os.dup2(out_w, 1); os.dup2(err_w, 2)
+                os.close(out_w); os.close(err_w)
+                os.setsid()
+                libc.prctl(1, 9, 0, 0, 0)
+                if libc.unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC) != 0:
+                    os.write(2, b"sandbox: unshare failed (errno %d)\n" % ctypes.get_errno())
+                    os._exit(code)
+                g = os.fork()
+                if g == 0:
+                    libc.prctl(1, 9, 0, 0, 0)
+                    if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
+                        os.write(2, b"sandbox: mounting /proc failed (errno %d)\n" % ctypes.get_errno())
+                        os._exit(code)
+                    os.environ["HOME"] = os.environ["TMPDIR"] = cfg["cwd"]
+                    _become_init(rep_w)
+                    _program(cfg, mk, body, rep_w, dict(notes))
+                del cfg, mk, body
+                os.close(rep_w)
+                _, st = os.waitpid(g, 0)
+                code = os.waitstatus_to_exitcode(st)
+                code = code if code >= 0 else 128 - code
+            finally:
+                os._exit(code)
+        for fd in fds:
+            os.close(fd)
+        del data
+        ctl.sendall(b"S %d\n" % pid)
+        _, st = os.waitpid(pid, 0)
+        ctl.sendall(b"X %d\n" % st)
 
 def _site():
     # the interpreter runs with -S: add site-packages and the plain paths of its .pth files, but do not
@@ -390,7 +489,7 @@ def _run(text, mk, report, _write, _exit, rep_fd):
         report("D", {})
     _exit(0)
 
-_boot()
+_zygote() if sys.argv[1] == "zygote" else _boot()
 '''
 
 
@@ -599,6 +698,17 @@ def run_program(source: str, *, limits: Limits = Limits(), marker: bool = True,
             _free_uid(uid)
 
 
+class _Launched:
+    """A started program, whichever way it was started: what the parent reads and kills."""
+
+    def __init__(self, pgid: int, fds: dict[str, int], exited: Callable[[], bool],
+                 finish: Callable[[], int | None]) -> None:  # fmt: skip
+        self.pgid = pgid  # the session (and process group) that holds the whole program
+        self.fds = fds  # read ends of the program's stdout ("out"), stderr ("err") and report pipe ("rep")
+        self.exited = exited  # whether the program's top process has ended
+        self.finish = finish  # after everything is killed: reap, close, return the exit code
+
+
 def _run_in(plan: _Plan, source: str, limits: Limits, marker: bool, tmp: str, uid: int | None,
             start: float) -> ExecResult:  # fmt: skip
     mark = secrets.token_hex(16).encode()
@@ -612,41 +722,33 @@ def _run_in(plan: _Plan, source: str, limits: Limits, marker: bool, tmp: str, ui
                    "max_open_files": limits.max_open_files, "nproc": nproc},
     }  # fmt: skip
     payload = json.dumps(cfg).encode() + b"\n" + mark + source.encode("utf-8", "surrogatepass")
-    cfg_r, cfg_w = os.pipe()
-    rep_r, rep_w = os.pipe()
-    argv = [*plan.prefix, plan.python, "-I", "-S", "-B", "-c", BOOT, str(cfg_r), str(rep_w)]
-    try:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            pass_fds=(cfg_r, rep_w), cwd=tmp, env=_env(tmp), start_new_session=True,
-        )  # fmt: skip
-    finally:
-        os.close(cfg_r)
-        os.close(rep_w)
-    writer = threading.Thread(target=_write_all, args=(cfg_w, payload), daemon=True)
-    writer.start()
+    launched = None
+    zygote = _Zygote.for_thread(plan)
+    if zygote is not None:
+        launched = zygote.launch(payload)
+    if launched is None:
+        launched = _launch_fresh(plan, payload, tmp)
     bufs: dict[str, bytearray] = {"out": bytearray(), "err": bytearray(), "rep": bytearray()}
     caps = {"out": limits.max_output_bytes, "err": limits.max_output_bytes, "rep": _REPORT_CAP}
     sel = selectors.DefaultSelector()
-    assert proc.stdout and proc.stderr
-    sel.register(proc.stdout.fileno(), selectors.EVENT_READ, "out")
-    sel.register(proc.stderr.fileno(), selectors.EVENT_READ, "err")
-    sel.register(rep_r, selectors.EVENT_READ, "rep")
+    for name, fd in launched.fds.items():
+        sel.register(fd, selectors.EVENT_READ, name)
     deadline = start + limits.timeout_s
     reason: str | None = None
     exited_at: float | None = None
     pidns: str | None = None
     leftovers = 0
+    rc: int | None = None
     try:
         while sel.get_map():
             now = time.monotonic()
             if now >= deadline:
                 reason = "timeout"
                 break
-            if exited_at is None and proc.poll() is not None:
+            if exited_at is None and launched.exited():
                 exited_at = now
             if exited_at is not None and now - exited_at > 1.0:
-                break  # the direct child is gone; strays holding the pipes are killed below
+                break  # the top process is gone; strays holding the pipes are killed below
             for key, _ in sel.select(timeout=min(0.2, deadline - now)):
                 name = key.data
                 try:
@@ -668,15 +770,13 @@ def _run_in(plan: _Plan, source: str, limits: Limits, marker: bool, tmp: str, ui
                 break
     finally:
         pidns = pidns or _pidns_from(bufs["rep"])
-        leftovers = _kill_everything(proc.pid, uid, pidns)
-        proc.wait()
+        leftovers = _kill_everything(launched.pgid, uid, pidns)
         sel.close()
-        for f in (proc.stdout, proc.stderr):
-            f.close()
-        os.close(rep_r)
-        writer.join(timeout=5)
+        for fd in launched.fds.values():
+            os.close(fd)
+        rc = launched.finish()
     duration = time.monotonic() - start
-    res = _score(bufs, proc.returncode, reason, marker, mark, limits)
+    res = _score(bufs, rc, reason, marker, mark, limits)
     res.duration_s = round(duration, 4)
     res.leftovers_killed = leftovers
     for kind, obj in _reports(bytes(bufs["rep"])):
@@ -684,6 +784,161 @@ def _run_in(plan: _Plan, source: str, limits: Limits, marker: bool, tmp: str, ui
             res.sandbox = obj
             break
     return res
+
+
+def _launch_fresh(plan: _Plan, payload: bytes, tmp: str) -> _Launched:
+    """A fresh interpreter for this one program: ``unshare ... python -c BOOT`` in a new session."""
+    cfg_r, cfg_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    argv = [*plan.prefix, plan.python, "-I", "-S", "-B", "-c", BOOT, str(cfg_r), str(rep_w)]
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            pass_fds=(cfg_r, rep_w), cwd=tmp, env=_env(tmp), start_new_session=True,
+        )  # fmt: skip
+    finally:
+        os.close(cfg_r)
+        os.close(rep_w)
+    writer = threading.Thread(target=_write_all, args=(cfg_w, payload), daemon=True)
+    writer.start()
+    assert proc.stdout and proc.stderr
+    fds = {"out": os.dup(proc.stdout.fileno()), "err": os.dup(proc.stderr.fileno()), "rep": rep_r}
+    proc.stdout.close()
+    proc.stderr.close()
+
+    def finish() -> int | None:
+        proc.wait()
+        writer.join(timeout=5)
+        return proc.returncode
+
+    return _Launched(proc.pid, fds, lambda: proc.poll() is not None, finish)
+
+
+class _Zygote:
+    """A warm sandbox interpreter (``BOOT`` in zygote mode), one per worker thread and interpreter.
+
+    Starting Python and its namespaces costs ~50 ms per program; the zygote pays that once, inside
+    ``unshare --net --mount``, then forks each program into fresh pid, mount and IPC namespaces
+    with its own /proc, where the same bootstrap code applies the same limits, Landlock domain and
+    uid drop as a fresh interpreter would.  The program's stdout, stderr and report pipes are
+    created here and passed over a unix socket (SCM_RIGHTS) with the configuration, marker and
+    program text; the marker therefore still never touches argv, the environment or a file.
+    Protocol on the socket: zygote ``R <notes>`` once; then per program, parent ``<n> <payload>``
+    plus three fds, zygote ``S <pid>`` (the program's session leader) and ``X <wait status>``.
+    """
+
+    _local = threading.local()
+    _broken: set[str] = set()  # interpreters whose zygote failed to start: use fresh interpreters
+
+    def __init__(self, plan: _Plan) -> None:
+        parent, child = socket.socketpair()
+        self.sock = parent
+        self._buf = b""
+        self._errfile = tempfile.TemporaryFile()
+        prefix = [a for a in plan.prefix if a not in ("--pid", "--mount-proc", "--fork", "--kill-child")]
+        argv = [*prefix, plan.python, "-I", "-S", "-B", "-c", BOOT, "zygote", str(child.fileno()), json.dumps(plan.expose)]
+        try:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._errfile,
+                pass_fds=(child.fileno(),), cwd="/", env=_env("/"), start_new_session=True,
+            )  # fmt: skip
+        finally:
+            child.close()
+        kind, rest = self._line(timeout=60)
+        if kind != "R":
+            raise OSError(f"warm sandbox interpreter did not start: {self._stderr()}")
+        self.notes = json.loads(rest)
+
+    @classmethod
+    def for_thread(cls, plan: _Plan) -> "_Zygote | None":
+        """This thread's zygote for ``plan``'s interpreter (started on first use), or None where the
+        host lacks the pid/mount namespaces it needs or it failed to start (fresh interpreters then)."""
+        if not (plan.init and plan.mountns and plan.netns) or plan.python in cls._broken or not WARM_INTERPRETER:
+            return None
+        zygotes: dict[str, _Zygote] = cls._local.__dict__.setdefault("zygotes", {})
+        z = zygotes.get(plan.python)
+        if z is not None and z.proc.poll() is None:
+            return z
+        try:
+            zygotes[plan.python] = z = cls(plan)
+        except OSError as exc:
+            cls._broken.add(plan.python)
+            plan.notes.append(f"warm sandbox interpreter unavailable, one interpreter per program: {exc}")
+            return None
+        return z
+
+    def launch(self, payload: bytes) -> _Launched | None:
+        """Hand one program to the zygote; None when it is gone (the caller starts a fresh interpreter)."""
+        pipes = [os.pipe() for _ in range(3)]
+        try:
+            socket.send_fds(self.sock, [b"%d " % len(payload) + payload[:1 << 15]], [w for _, w in pipes])
+            if len(payload) > 1 << 15:
+                self.sock.sendall(payload[1 << 15 :])
+            kind, rest = self._line(timeout=30)
+        except OSError:
+            kind, rest = "", ""
+        finally:
+            for _, w in pipes:
+                os.close(w)
+        if kind != "S":
+            for r, _ in pipes:
+                os.close(r)
+            self.close()
+            return None
+        pid = int(rest)
+        status: list[int] = []
+
+        def exited() -> bool:
+            if not status:
+                line = self._line(timeout=0)
+                if line[0] == "X":
+                    status.append(int(line[1]))
+            return bool(status)
+
+        def finish() -> int | None:
+            if not status:
+                kind, rest = self._line(timeout=10)
+                if kind != "X":
+                    self.close()  # out of step or stuck: never reuse it
+                    return None
+                status.append(int(rest))
+            return os.waitstatus_to_exitcode(status[0])
+
+        return _Launched(pid, dict(zip(("out", "err", "rep"), (r for r, _ in pipes))), exited, finish)
+
+    def _line(self, timeout: float) -> tuple[str, str]:
+        """The next ``KIND rest`` line from the zygote, waiting at most ``timeout`` seconds; ("", "")
+        when none came (or the zygote is gone)."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            ready = selectors.DefaultSelector()
+            ready.register(self.sock, selectors.EVENT_READ)
+            try:
+                if not ready.select(max(left, 0)):
+                    return "", ""
+            finally:
+                ready.close()
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                return "", ""
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        kind, _, rest = line.decode().partition(" ")
+        return kind, rest
+
+    def _stderr(self) -> str:
+        self._errfile.seek(0)
+        return self._errfile.read().decode("utf-8", "replace").strip()[-500:] or f"exit {self.proc.poll()}"
+
+    def close(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+        self.sock.close()
+        self._errfile.close()
 
 
 def _write_all(fd: int, data: bytes) -> None:
