@@ -40,6 +40,20 @@ stays behind as a tiny init (reaps orphans, reports the program's wait status) a
    lines: ``-S`` saves ~20 ms per program) to ``sys.path``;
 5. compiles and ``exec``s the program as ``__main__`` from memory (no file on disk).
 
+Warm interpreter (the default where the host has pid and mount namespaces): starting Python and
+its namespaces is most of the cost of a short program (~50 of ~65 ms), so each worker thread keeps
+one sandbox interpreter, ``unshare --net --mount [-r] python -I -S -B -c BOOT zygote`` (``_Zygote``),
+that has done the imports, the interpreter exposure and the site-packages scan once.  Per program it
+forks a session leader that unshares fresh pid, mount and IPC namespaces; its child is pid 1 (the
+init above) with a /proc of its own, and forks the program process, which applies steps 1-5 exactly
+as a fresh interpreter does.  The program's stdout, stderr and report pipes are made by the parent
+and passed with the configuration, marker and program over a unix socket (SCM_RIGHTS), so the marker
+still never appears in argv, the environment or a file, and the zygote, which never runs program
+code, cannot be signalled, traced or read by it (other uid, Landlock, and not in its pid namespace).
+Every process of the tree has a parent-death signal, so nothing outlives the worker.  The zygote
+probes that it can make those namespaces before it serves; where it cannot (or
+``EVALUATOR_SANDBOX_WARM=0``), one fresh interpreter per program is started as described above.
+
 The network namespace has only a downed loopback, so nothing (not even 127.0.0.1) is reachable.
 The wall-clock timeout kills the process group, which takes ``unshare``, init and therefore the
 whole pid namespace with it; the parent then scans ``/proc`` for anything still in that pid
@@ -265,9 +279,34 @@ def _zygote():
             os.rmdir(stage)
     _site()
     notes["warm"] = True
-    ctl.sendall(b"R " + json.dumps(notes).encode() + b"\n")
     CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x20000, 0x8000000, 0x20000000
     MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+
+    def isolate():
+        # in the program's session leader: new pid, mount and IPC namespaces; the next child is pid 1
+        if libc.unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC) != 0:
+            return "unshare(pid, mount, ipc) failed (errno %d)" % ctypes.get_errno()
+
+    def own_proc():
+        # in that pid 1: a /proc that shows only the program's own processes
+        if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
+            return "mounting /proc failed (errno %d)" % ctypes.get_errno()
+
+    # Refuse to serve (the parent then starts one interpreter per program) unless both work here.
+    pid = os.fork()
+    if pid == 0:
+        err = isolate()
+        if err is None:
+            g = os.fork()
+            if g == 0:
+                os._exit(1 if own_proc() else 0)
+            err = None if os.waitstatus_to_exitcode(os.waitpid(g, 0)[1]) == 0 else "mounting /proc failed"
+        os.write(2, (err or "").encode())
+        os._exit(1 if err else 0)
+    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+        ctl.sendall(b"F probe failed\n")
+        os._exit(0)
+    ctl.sendall(b"R " + json.dumps(notes).encode() + b"\n")
     while True:
         try:
             data, fds, _flags, _addr = socket.recv_fds(ctl, 1 << 16, 3)
@@ -295,14 +334,16 @@ def _zygote():
                 os.close(out_w); os.close(err_w)
                 os.setsid()
                 libc.prctl(1, 9, 0, 0, 0)
-                if libc.unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC) != 0:
-                    os.write(2, b"sandbox: unshare failed (errno %d)\n" % ctypes.get_errno())
+                err = isolate()
+                if err:
+                    os.write(2, ("sandbox: %s\n" % err).encode())
                     os._exit(code)
                 g = os.fork()
                 if g == 0:
                     libc.prctl(1, 9, 0, 0, 0)
-                    if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
-                        os.write(2, b"sandbox: mounting /proc failed (errno %d)\n" % ctypes.get_errno())
+                    err = own_proc()
+                    if err:
+                        os.write(2, ("sandbox: %s\n" % err).encode())
                         os._exit(code)
                     os.environ["HOME"] = os.environ["TMPDIR"] = cfg["cwd"]
                     _become_init(rep_w)

@@ -7,6 +7,7 @@ plugin: if the sandbox failed to kill a case, the test would hang, which is itse
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluator import sandbox
 from evaluator.sandbox import ExecResult, Limits, missing_libraries, run_many, run_program, sandbox_notes
 
 FAST = Limits(timeout_s=5, memory_mb=1024, max_processes=32)
@@ -79,6 +81,92 @@ def _describe(pid: int) -> str:
 @pytest.fixture(scope="module")
 def notes() -> dict:
     return sandbox_notes()
+
+
+@pytest.fixture(autouse=True, params=["warm", "fresh"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs both ways: forked from a warm sandbox interpreter, and in a fresh one."""
+    monkeypatch.setattr(sandbox, "WARM_INTERPRETER", request.param == "warm")
+    return str(request.param)
+
+
+def _warm_here() -> bool:
+    plan = sandbox._plan(sandbox.sys.executable)
+    return plan.init and plan.mountns and plan.netns
+
+
+def test_each_program_gets_its_own_process_tree(mode: str) -> None:
+    """Programs see only their own processes, in a pid and IPC namespace of their own, warm or not."""
+    src = ("import json, os\nprint(json.dumps([sorted(int(p) for p in os.listdir('/proc') if p.isdigit()), "
+           "os.readlink('/proc/self/ns/ipc')]))\n")  # fmt: skip
+    first, second = run_program(src, limits=FAST, marker=False), run_program(src, limits=FAST, marker=False)
+    if not _warm_here():
+        pytest.skip("this host has no pid/mount namespaces for the sandbox")
+    assert first.outcome == second.outcome == "passed", (first.detail, first.stderr)
+    (pids, ipc1), (_, ipc2) = json.loads(first.stdout), json.loads(second.stdout)
+    assert pids == [1, 2]  # the init and the program, nothing else
+    assert first.sandbox["pidns"] != second.sandbox["pidns"]
+    assert bool(first.sandbox.get("warm")) == (mode == "warm")
+    if mode == "warm":  # a fresh interpreter per program shares the host's IPC namespace
+        assert ipc1 != ipc2 and os.readlink("/proc/self/ns/ipc") not in (ipc1, ipc2)
+    assert_contained(first)
+    assert_contained(second)
+
+
+def test_a_program_cannot_change_what_the_next_one_sees(mode: str) -> None:
+    """A program that rebinds library functions (in the warm interpreter's forked copy) leaves the
+    next program's libraries untouched, and that program still passes or fails on its own merit."""
+    tamper = "import json, os\njson.dumps = lambda *a, **k: 'P fake'\nos.environ['LEAK'] = '1'\n"
+    probe = "import json, os\nassert json.dumps(1) == '1' and 'LEAK' not in os.environ\n"
+    for src, outcome in ((tamper, "passed"), (probe, "passed"), (tamper + "assert False\n", "failed")):
+        res = run_program(src, limits=FAST)
+        assert res.outcome == outcome, (src, res.detail, res.stderr)
+        assert_contained(res)
+
+
+def test_a_lost_warm_interpreter_is_replaced(mode: str) -> None:
+    if mode != "warm" or not _warm_here():
+        pytest.skip("warm interpreter only")
+    assert run_program(program(HUMANEVAL[1]), limits=FAST).passed
+    zygote = sandbox._Zygote._local.zygotes[sandbox.sys.executable]
+    os.kill(zygote.proc.pid, 9)
+    zygote.proc.wait()
+    res = run_program(program(HUMANEVAL[1]), limits=FAST)
+    assert res.passed and res.sandbox.get("warm"), (res.detail, res.stderr)
+    assert sandbox._Zygote._local.zygotes[sandbox.sys.executable] is not zygote
+    assert_contained(res)
+
+
+def test_warm_interpreters_end_with_their_worker_thread(mode: str) -> None:
+    if mode != "warm" or not _warm_here():
+        pytest.skip("warm interpreter only")
+    pids: list[int] = []
+
+    def worker() -> None:
+        run_program("pass\n", limits=FAST)
+        pids.append(sandbox._Zygote._local.zygotes[sandbox.sys.executable].proc.pid)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert pids
+    # the thread is gone, so its zygote got its parent-death SIGKILL: it is dead or a zombie
+    state = b"Z"
+    try:
+        stat = Path(f"/proc/{pids[0]}/stat").read_bytes()
+        state = stat[stat.rindex(b")") + 2 :][:1]
+    except OSError:
+        pass
+    for _ in range(100):
+        if state in (b"Z", b"X"):
+            break
+        threading.Event().wait(0.05)
+        try:
+            stat = Path(f"/proc/{pids[0]}/stat").read_bytes()
+            state = stat[stat.rindex(b")") + 2 :][:1]
+        except OSError:
+            state = b"X"
+    assert state in (b"Z", b"X")
 
 
 # ------------------------------------------------------------------------------ positive side

@@ -129,8 +129,8 @@ def _additive_mask_on_cpu(model: Any) -> Optional[str]:
 
     A left-padded batch needs a 4-D padding mask.  transformers hands SDPA a boolean one, and
     torch's CPU SDPA converts it with ``torch.where`` in every layer: half of the prefill time of
-    a padded 16-prompt batch on the tiny test model.  The same SDPA function, given the additive
-    mask that transformers builds once per forward for eager attention, computes the same result
+    a padded 16-prompt batch on the tiny test model.  The same SDPA function, given that mask
+    converted once per forward (and still no mask at all where nothing is padded), computes the same result
     (tests check token-identical output against unpadded single-prompt generation).  Switched only
     for models that already run SDPA through transformers' attention interface; returns the
     implementation in use, or None when unchanged.
@@ -138,13 +138,22 @@ def _additive_mask_on_cpu(model: Any) -> Optional[str]:
     if getattr(model.config, "_attn_implementation", None) != "sdpa":
         return None
     try:
+        import torch
         from transformers import AttentionInterface, AttentionMaskInterface
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
-        from transformers.masking_utils import eager_mask
+        from transformers.masking_utils import sdpa_mask
     except ImportError:  # an older transformers without the attention interfaces
         return None
+
+    def additive_sdpa_mask(*args: Any, dtype: Any = torch.float32, **kwargs: Any) -> Any:
+        # SDPA's own mask, so that an unpadded batch still gets no mask at all (is_causal)
+        mask = sdpa_mask(*args, **kwargs)
+        if mask is None or mask.dtype != torch.bool:
+            return mask
+        return torch.where(mask, torch.zeros((), device=mask.device, dtype=dtype), torch.finfo(dtype).min)
+
     AttentionInterface.register(ADDITIVE_MASK_SDPA, sdpa_attention_forward)
-    AttentionMaskInterface.register(ADDITIVE_MASK_SDPA, eager_mask)
+    AttentionMaskInterface.register(ADDITIVE_MASK_SDPA, additive_sdpa_mask)
     try:
         model.set_attn_implementation(ADDITIVE_MASK_SDPA)
     except (AttributeError, ValueError):
