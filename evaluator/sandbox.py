@@ -1114,8 +1114,15 @@ def run_many(programs: Sequence[str], limits: Limits = Limits(), workers: int | 
         return []
     workers = max(1, min(workers or os.cpu_count() or 1, len(programs)))
     _plan(python or sys.executable)  # probe once, outside the pool
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda src: run_program(src, limits=limits, marker=marker, python=python), programs))
+    pool = _pool(workers)
+    return list(pool.map(lambda src: run_program(src, limits=limits, marker=marker, python=python), programs))
+
+
+@lru_cache(maxsize=None)
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """One pool per worker count for the process's life: its threads keep their warm sandbox
+    interpreters between calls (a run scores chunk after chunk)."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"sandbox{workers}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1156,6 +1163,7 @@ def _notes(python: str, limits: Limits) -> dict[str, Any]:
             "probe": inside.get("loopback_connect"),
         },
         "pid_namespace": plan.init,
+        "warm_interpreter": bool(hello.get("warm")),  # forked from a warm sandbox interpreter (see _Zygote)
         "mount_namespace": plan.mountns,
         "exposed_paths": plan.expose,
         "user": {
