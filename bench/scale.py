@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--repeat", type=int, default=30, help="timed runs per query")
     args = parser.parse_args()
-    header = f"| backend | models | import models/s | " + " | ".join(f"{q} p50/p95 ms" for q in QUERIES) + " |"
+    header = "| backend | models | import models/s | " + " | ".join(f"{q} p50/p95 ms" for q in QUERIES) + " |"
     rows = []
     with ExitStack() as stack:
         for backend in args.backends.split(","):
