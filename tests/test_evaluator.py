@@ -223,24 +223,27 @@ def test_cli_run_uses_the_gpu_when_there_is_one(seeded_tiny_sqlite: str, tiny_mo
     assert run.peak_memory_gb is not None and 0 < run.peak_memory_gb < 80 and run.tokens_per_s > 0
 
 
-def test_padded_batches_generate_what_single_prompts_do(tiny_model_dir: Path) -> None:
-    """Left padding (and, on a CPU, the additive-mask SDPA the backend switches to) changes nothing:
-    prompts of very different lengths give the same greedy tokens in one padded batch as alone."""
+@pytest.mark.parametrize("prefill_alone", [True, False], ids=["prefill-alone", "batched-prefill"])
+def test_padded_batches_generate_what_single_prompts_do(tiny_model_dir: Path, prefill_alone: bool) -> None:
+    """Left padding, each prompt's prefill run alone (the CPU default) or padded in the batch, and
+    the additive-mask SDPA change nothing: prompts of very different lengths give the same greedy
+    tokens in one batch as alone."""
     from evaluator.backends.base import GenerationParams
     from evaluator.backends.hf import ADDITIVE_MASK_SDPA, HFBackend
-
-    task = get_task("gsm8k")
-    docs = DataSource(data_dir=DATA / "gsm8k")
     from evaluator.data import load_docs
 
-    prompts = [task.prompt(d).text for d in load_docs(task, docs, 3)] + ["Question: 1+1?\nAnswer:"]
+    task = get_task("gsm8k")
+    prompts = [task.prompt(d).text for d in load_docs(task, DataSource(data_dir=DATA / "gsm8k"), 3)]
+    prompts.append("Question: 1+1?\nAnswer:")
     params = GenerationParams(max_tokens=24, temperature=0.0, stop=("Question:",))
-    batched = HFBackend(str(tiny_model_dir), batch_size=len(prompts))
+    batched = HFBackend(str(tiny_model_dir), batch_size=len(prompts), prefill_alone=prefill_alone)
     if batched.device == "cpu":
-        assert batched.attention == ADDITIVE_MASK_SDPA and batched.engine_args()["attn_implementation"] == ADDITIVE_MASK_SDPA
+        args = batched.engine_args()
+        assert args["attn_implementation"] == ADDITIVE_MASK_SDPA and args["prefill_alone"] is prefill_alone
     single = HFBackend(str(tiny_model_dir), batch_size=1)
     got, want = batched.generate(prompts, params), single.generate(prompts, params)
     assert len({len(batched.tokenizer(p)["input_ids"]) for p in prompts}) == len(prompts)  # all padded differently
-    assert [(c[0].text, c[0].tokens, c[0].finish_reason) for c in got] == [
-        (c[0].text, c[0].tokens, c[0].finish_reason) for c in want
+    assert batched.engine_args()["prefill_alone"] is (prefill_alone and batched.device == "cpu")  # still on: it worked
+    assert [(c[0].text, c[0].tokens, c[0].prompt_tokens, c[0].finish_reason) for c in got] == [
+        (c[0].text, c[0].tokens, c[0].prompt_tokens, c[0].finish_reason) for c in want
     ]
