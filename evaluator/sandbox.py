@@ -312,6 +312,11 @@ def _zygote():
             data, fds, _flags, _addr = socket.recv_fds(ctl, 1 << 16, 3)
         except OSError:
             os._exit(0)
+        while data and b" " not in data:  # the length prefix, however the stream was cut
+            more = ctl.recv(64)
+            if not more:
+                os._exit(0)
+            data += more
         if not data:
             os._exit(0)
         need = int(data[: data.index(b" ")])

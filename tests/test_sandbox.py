@@ -124,6 +124,15 @@ def test_a_program_cannot_change_what_the_next_one_sees(mode: str) -> None:
         assert_contained(res)
 
 
+def test_a_large_program_arrives_whole() -> None:
+    """Programs far larger than one socket message (BigCodeBench-sized and more) run intact."""
+    filler = "".join(f"# {i:06d} {'x' * 90}\n" for i in range(3000))  # ~300 KB of comments
+    res = run_program(filler + program(HUMANEVAL[0]) + "assert 'x' * 90 not in open('/proc/self/cmdline').read()\n",
+                      limits=FAST)  # fmt: skip
+    assert res.outcome == "passed", (res.detail, res.stderr[-500:])
+    assert_contained(res)
+
+
 def test_a_lost_warm_interpreter_is_replaced(mode: str) -> None:
     if mode != "warm" or not _warm_here():
         pytest.skip("warm interpreter only")
