@@ -264,9 +264,15 @@ def _zygote():
     # A warm sandbox interpreter: started once per worker inside the network and mount
     # namespaces, it forks one process tree per program (fresh pid, mount and IPC namespaces,
     # /proc of its own), so a program costs a fork instead of an interpreter start.
+    # what the bootstrap and the programs' error reports import, imported once here instead of
+    # in every forked program
     import ctypes, json, socket, linecache, traceback, builtins, resource
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG SIGKILL: gone with the thread that started it
+
+    def die_with_parent():
+        libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+
+    die_with_parent()  # gone with the thread that started it
     ctl = socket.socket(fileno=int(sys.argv[2]))
     expose = json.loads(sys.argv[3])
     notes = {}
@@ -282,27 +288,30 @@ def _zygote():
     CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x20000, 0x8000000, 0x20000000
     MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 
-    def isolate():
-        # in the program's session leader: new pid, mount and IPC namespaces; the next child is pid 1
+    def fork_isolated():
+        # in a session leader: new pid, mount and IPC namespaces, then fork; the child is pid 1 of
+        # the new pid namespace with a /proc that shows only its own processes.  Returns fork()'s
+        # value; a failure is written to stderr and exits 70 (in whichever process it happens).
         if libc.unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC) != 0:
-            return "unshare(pid, mount, ipc) failed (errno %d)" % ctypes.get_errno()
+            os.write(2, b"sandbox: unshare(pid, mount, ipc) failed (errno %d)\n" % ctypes.get_errno())
+            os._exit(70)
+        g = os.fork()
+        if g == 0:
+            die_with_parent()
+            if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
+                os.write(2, b"sandbox: mounting /proc failed (errno %d)\n" % ctypes.get_errno())
+                os._exit(70)
+        return g
 
-    def own_proc():
-        # in that pid 1: a /proc that shows only the program's own processes
-        if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
-            return "mounting /proc failed (errno %d)" % ctypes.get_errno()
+    def exit_code(st):
+        code = os.waitstatus_to_exitcode(st)
+        return code if code >= 0 else 128 - code
 
-    # Refuse to serve (the parent then starts one interpreter per program) unless both work here.
+    # Refuse to serve (the parent then starts one interpreter per program) unless that works here.
     pid = os.fork()
     if pid == 0:
-        err = isolate()
-        if err is None:
-            g = os.fork()
-            if g == 0:
-                os._exit(1 if own_proc() else 0)
-            err = None if os.waitstatus_to_exitcode(os.waitpid(g, 0)[1]) == 0 else "mounting /proc failed"
-        os.write(2, (err or "").encode())
-        os._exit(1 if err else 0)
+        g = fork_isolated()
+        os._exit(0 if g == 0 else exit_code(os.waitpid(g, 0)[1]))
     if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
         ctl.sendall(b"F probe failed\n")
         os._exit(0)
@@ -338,26 +347,15 @@ def _zygote():
                 os.dup2(out_w, 1); os.dup2(err_w, 2)
                 os.close(out_w); os.close(err_w)
                 os.setsid()
-                libc.prctl(1, 9, 0, 0, 0)
-                err = isolate()
-                if err:
-                    os.write(2, ("sandbox: %s\n" % err).encode())
-                    os._exit(code)
-                g = os.fork()
+                die_with_parent()
+                g = fork_isolated()
                 if g == 0:
-                    libc.prctl(1, 9, 0, 0, 0)
-                    err = own_proc()
-                    if err:
-                        os.write(2, ("sandbox: %s\n" % err).encode())
-                        os._exit(code)
                     os.environ["HOME"] = os.environ["TMPDIR"] = cfg["cwd"]
                     _become_init(rep_w)
                     _program(cfg, mk, body, rep_w, dict(notes))
                 del cfg, mk, body
                 os.close(rep_w)
-                _, st = os.waitpid(g, 0)
-                code = os.waitstatus_to_exitcode(st)
-                code = code if code >= 0 else 128 - code
+                code = exit_code(os.waitpid(g, 0)[1])
             finally:
                 os._exit(code)
         for fd in fds:
@@ -784,7 +782,6 @@ def _run_in(plan: _Plan, source: str, limits: Limits, marker: bool, tmp: str, ui
     exited_at: float | None = None
     pidns: str | None = None
     leftovers = 0
-    rc: int | None = None
     try:
         while sel.get_map():
             now = time.monotonic()
@@ -879,6 +876,8 @@ class _Zygote:
     def __init__(self, plan: _Plan) -> None:
         parent, child = socket.socketpair()
         self.sock = parent
+        self._ready = selectors.DefaultSelector()
+        self._ready.register(parent, selectors.EVENT_READ)
         self._buf = b""
         self._errfile = tempfile.TemporaryFile()
         prefix = [a for a in plan.prefix if a not in ("--pid", "--mount-proc", "--fork", "--kill-child")]
@@ -890,10 +889,8 @@ class _Zygote:
             )  # fmt: skip
         finally:
             child.close()
-        kind, rest = self._line(timeout=60)
-        if kind != "R":
+        if self._line(timeout=60)[0] != "R":
             raise OSError(f"warm sandbox interpreter did not start: {self._stderr()}")
-        self.notes = json.loads(rest)
 
     @classmethod
     def for_thread(cls, plan: _Plan) -> "_Zygote | None":
@@ -957,14 +954,8 @@ class _Zygote:
         when none came (or the zygote is gone)."""
         deadline = time.monotonic() + timeout
         while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            ready = selectors.DefaultSelector()
-            ready.register(self.sock, selectors.EVENT_READ)
-            try:
-                if not ready.select(max(left, 0)):
-                    return "", ""
-            finally:
-                ready.close()
+            if not self._ready.select(max(deadline - time.monotonic(), 0)):
+                return "", ""
             chunk = self.sock.recv(1 << 16)
             if not chunk:
                 return "", ""
@@ -983,6 +974,7 @@ class _Zygote:
         except (ProcessLookupError, PermissionError):
             pass
         self.proc.wait()
+        self._ready.close()
         self.sock.close()
         self._errfile.close()
 

@@ -45,7 +45,8 @@ class HFBackend:
             model_path, revision=revision, trust_remote_code=trust_remote_code, dtype=torch_dtype
         ).to(self.device)
         self.model.eval()
-        self.attention = _additive_mask_on_cpu(self.model) if self.device == "cpu" else None
+        if self.device == "cpu":
+            _additive_mask_on_cpu(self.model)
         self.batch_size = batch_size
         self.prefill_alone = self.device == "cpu" and prefill_alone
         params = inspect.signature(self.model.forward).parameters
@@ -173,7 +174,7 @@ class HFBackend:
 ADDITIVE_MASK_SDPA = "sdpa_additive_mask"
 
 
-def _additive_mask_on_cpu(model: Any) -> Optional[str]:
+def _additive_mask_on_cpu(model: Any) -> None:
     """Give a CPU model that runs SDPA its padding mask in additive (0 / -inf) form.
 
     A left-padded batch needs a 4-D padding mask.  transformers hands SDPA a boolean one, and
@@ -181,18 +182,18 @@ def _additive_mask_on_cpu(model: Any) -> Optional[str]:
     a padded 16-prompt batch on the tiny test model.  The same SDPA function, given that mask
     converted once per forward (and still no mask at all where nothing is padded), computes the same result
     (tests check token-identical output against unpadded single-prompt generation).  Switched only
-    for models that already run SDPA through transformers' attention interface; returns the
-    implementation in use, or None when unchanged.
+    for models that already run SDPA through transformers' attention interface; the model's
+    ``config._attn_implementation`` (recorded in the run's engine arguments) says whether it was.
     """
     if getattr(model.config, "_attn_implementation", None) != "sdpa":
-        return None
+        return
     try:
         import torch
         from transformers import AttentionInterface, AttentionMaskInterface
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
         from transformers.masking_utils import sdpa_mask
     except ImportError:  # an older transformers without the attention interfaces
-        return None
+        return
 
     def additive_sdpa_mask(*args: Any, dtype: Any = torch.float32, **kwargs: Any) -> Any:
         # SDPA's own mask, so that an unpadded batch still gets no mask at all (is_causal)
@@ -205,6 +206,5 @@ def _additive_mask_on_cpu(model: Any) -> Optional[str]:
     AttentionMaskInterface.register(ADDITIVE_MASK_SDPA, additive_sdpa_mask)
     try:
         model.set_attn_implementation(ADDITIVE_MASK_SDPA)
-    except (AttributeError, ValueError):
-        return None
-    return ADDITIVE_MASK_SDPA if model.config._attn_implementation == ADDITIVE_MASK_SDPA else None
+    except (AttributeError, ValueError):  # a model that cannot switch keeps plain SDPA
+        pass
