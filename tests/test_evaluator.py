@@ -247,3 +247,40 @@ def test_padded_batches_generate_what_single_prompts_do(tiny_model_dir: Path, pr
     assert [(c[0].text, c[0].tokens, c[0].prompt_tokens, c[0].finish_reason) for c in got] == [
         (c[0].text, c[0].tokens, c[0].prompt_tokens, c[0].finish_reason) for c in want
     ]
+
+
+def test_the_reserved_kv_cache_writes_in_place_and_hands_reshapes_to_transformers() -> None:
+    """The CPU batch cache: prompts placed left-padded, each step written into the reserved buffer
+    (no new tensor), and transformers' own concatenation once the batch is reshaped or the
+    reservation would overflow; the keys and values are what concatenation gives in every case."""
+    import torch
+
+    from evaluator.backends.hf import _reserved_layer_class
+
+    layer = _reserved_layer_class()(5)
+    a, b = torch.randn(1, 1, 3, 2), torch.randn(1, 1, 2, 2)  # two prompts' caches: 3 and 2 positions
+    layer.place(0, 2, 0, a, -a)
+    layer.place(1, 2, 1, b, -b)
+    layer.settle(3)
+    want = torch.cat([a, torch.cat([torch.zeros(1, 1, 1, 2), b], dim=-2)])
+    assert torch.equal(layer.keys, want) and torch.equal(layer.values, -want)
+    assert layer.get_seq_length() == 3
+
+    step = torch.randn(2, 1, 1, 2)
+    keys, values = layer.update(step, -step)
+    want = torch.cat([want, step], dim=-2)
+    assert torch.equal(keys, want) and torch.equal(values, -want)
+    assert keys.data_ptr() == layer.buffers[0].data_ptr() and values.data_ptr() == layer.buffers[1].data_ptr()
+
+    layer.batch_select_indices(torch.tensor([1]))  # e.g. a finished row dropped by transformers
+    step = torch.randn(1, 1, 1, 2)
+    keys, values = layer.update(step, -step)
+    want = torch.cat([want[1:], step], dim=-2)
+    assert layer.buffers is None and torch.equal(keys, want) and torch.equal(values, -want)
+
+    full = _reserved_layer_class()(4)
+    full.place(0, 1, 0, a, -a)
+    full.settle(3)
+    more = torch.randn(1, 1, 2, 2)  # 3 + 2 positions > the 4 reserved
+    keys, _ = full.update(more, -more)
+    assert full.buffers is None and torch.equal(keys, torch.cat([a, more], dim=-2))
