@@ -4,9 +4,10 @@ The same GSM8K prompts (5-shot, lm-eval format) and settings through:
   (a) `evaluator run` (runner.execute: data loading, prompts, generation, scoring, database writes)
   (b) raw batched `model.generate`, same batch size, same stop strings, nothing else
   (c) a per-prompt loop of `model.generate` (how the seed framework ran)
-and, to separate what the runner adds from what the backend saves over (b), the backend's own
-`generate` on the same prompts. On a tiny local Llama (the same kind the tests build). The model is loaded once, outside
-every timing. Prints samples/s for each and the overhead of (a) over (b).
+and the backend's own `generate` on the same prompts, which separates what the runner adds from
+what the backend saves over (b). All run a tiny local Llama (the same kind the tests build),
+loaded once, outside every timing. Prints samples/s for each, the overhead of (a) over (b) and
+over the backend alone, and (a) against (c).
 
 Usage: python bench/eval_overhead.py [--docs 64] [--batch-size 16] [--max-tokens 128] [--repeats 3]
        [--data-dir ../shared/data/gsm8k]
@@ -32,7 +33,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=3, help="rounds of all three variants (median reported)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of all variants (median reported)")
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "gsm8k")
     args = parser.parse_args()
 

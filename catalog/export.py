@@ -11,7 +11,7 @@ from typing import Any, Optional
 from sqlalchemy import MetaData, Table, inspect, select
 from sqlalchemy.engine import Engine
 
-from catalog.db import CatalogError
+from catalog.db import CatalogError, is_search_object
 
 EXPORT_FORMATS = ("csv", "json", "parquet")
 BATCH_ROWS = 10_000
@@ -20,8 +20,6 @@ BATCH_ROWS = 10_000
 def exportable(engine: Engine) -> list[str]:
     """Every view and table a user may export (Alembic's bookkeeping table excluded)."""
     insp = inspect(engine)
-    from catalog.db import is_search_object
-
     names = set(insp.get_view_names()) | set(insp.get_table_names())
     return sorted(n for n in names - {"alembic_version"} if not is_search_object(n))
 

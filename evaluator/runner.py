@@ -412,4 +412,3 @@ def default_backend_factory(plan: RunPlan) -> Backend:
     from evaluator.backends import create_backend
 
     return create_backend(plan)
-

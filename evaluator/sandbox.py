@@ -881,7 +881,8 @@ class _Zygote:
         self._buf = b""
         self._errfile = tempfile.TemporaryFile()
         prefix = [a for a in plan.prefix if a not in ("--pid", "--mount-proc", "--fork", "--kill-child")]
-        argv = [*prefix, plan.python, "-I", "-S", "-B", "-c", BOOT, "zygote", str(child.fileno()), json.dumps(plan.expose)]
+        argv = [*prefix, plan.python, "-I", "-S", "-B", "-c", BOOT,
+                "zygote", str(child.fileno()), json.dumps(plan.expose)]  # fmt: skip
         try:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._errfile,

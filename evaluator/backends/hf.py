@@ -75,7 +75,7 @@ class HFBackend:
     def close(self) -> None:
         del self.model
 
-    def _prefilled_alone(self, enc: Any, max_new_tokens: int) -> Optional[dict[str, Any]]:
+    def _prefilled_alone(self, enc: Any, lengths: list[int], max_new_tokens: int) -> Optional[dict[str, Any]]:
         """On a CPU: each prompt's prefill computed alone, then the batch decoded together.
 
         A left-padded batch prefill needs an explicit padding mask, and SDPA with a mask computes
@@ -89,7 +89,6 @@ class HFBackend:
         the generate inputs, or None to run the plain batched call (nothing padded, one prompt, or
         a model whose cache is not a plain per-layer key/value cache, e.g. sliding-window layers)."""
         ids, mask = enc["input_ids"], enc["attention_mask"]
-        lengths = mask.sum(dim=1).tolist()
         if len(lengths) < 2 or len(set(lengths)) == 1 or min(lengths) < 2:
             return None
         width = ids.shape[1]
@@ -143,11 +142,12 @@ class HFBackend:
                 torch.manual_seed(params.seed)
         if params.stop:
             kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        prompt_lengths = enc["attention_mask"].sum(dim=1).tolist()
         with torch.inference_mode():
-            inputs = self._prefilled_alone(enc, params.max_tokens) if self.prefill_alone and params.n == 1 else None
+            alone = self.prefill_alone and params.n == 1
+            inputs = self._prefilled_alone(enc, prompt_lengths, params.max_tokens) if alone else None
             out = self.model.generate(**(inputs or enc), **kwargs)
         width = enc["input_ids"].shape[1]
-        prompt_lengths = enc["attention_mask"].sum(dim=1).tolist()
         eos = self.tokenizer.eos_token_id
         completions: list[list[Completion]] = []
         for p in range(len(prompts)):

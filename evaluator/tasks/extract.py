@@ -43,10 +43,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
-if TYPE_CHECKING:
-    from evaluator.tasks.base import SampleScore
+from evaluator.tasks.base import SampleScore
 
 _MARKUP = re.compile(r"\*\*|__|`+")
 
@@ -170,9 +169,7 @@ def extract_label(
 
 
 def score_label(completion: str, gold: str, labels: Sequence[str],
-                synonyms: Optional[Mapping[str, str]] = None) -> "SampleScore":  # fmt: skip
+                synonyms: Optional[Mapping[str, str]] = None) -> SampleScore:  # fmt: skip
     """Accuracy of the label extracted from ``completion`` against ``gold`` (yes/no/maybe, true/false)."""
-    from evaluator.tasks.base import SampleScore
-
     pred = extract_label(completion, labels, synonyms)
     return SampleScore(extracted=pred, reference=gold, scores={"accuracy": float(pred == gold)})
